@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ckpt_image.h - the extckpt image format. This header is its only definition:
+ * libckpt.so writes it, myrestart reads it, and the Python package parses the
+ * section between CFFI-BEGIN and CFFI-END with cffi.
+ *
+ * Grammar of an image file (all integers little-endian, x86-64 native):
+ *
+ *   image   := header data tables
+ *   header  := struct ckpt_header, zero-padded to CKPT_PAGE_SIZE bytes
+ *   data    := for each region in table order, for each of its runs in order,
+ *              run.len bytes of memory at file offset run.data_offset
+ *              (page-aligned, contiguous, starting at header.data_offset)
+ *   tables  := struct ckpt_region regions[header.nr_regions]
+ *              struct ckpt_run    runs[header.nr_runs]
+ *              char               strings[header.strings_size]
+ *
+ * The header is written last (after the data and the tables), then the file
+ * is renamed into place: an image at its final path is always complete.
+ *
+ * Integrity: header.header_checksum covers the header (with that field zero),
+ * header.tables_checksum covers the three tables, and each region's checksum
+ * covers its stored bytes in run order. All three are XXH64 with seed 0.
+ *
+ * What the image does NOT hold: the bytes of file-backed regions that the
+ * program has not modified (re-mapped from the file at restart, which is
+ * checked against dev/ino/size/mtime), pages never touched (they come back as
+ * zero-filled), and the vDSO/vvar pages (the restarter moves its own).
+ */
+#ifndef CKPT_IMAGE_H
+#define CKPT_IMAGE_H
+
+#include <stdint.h>
+
+/* CFFI-BEGIN: only #define of integers and plain structs below this line. */
+
+#define CKPT_FORMAT_VERSION 1
+#define CKPT_ARCH_X86_64 62 /* ELF e_machine EM_X86_64 */
+#define CKPT_PAGE_SIZE 4096
+#define CKPT_NSIG 64          /* sigactions[i] is signal i + 1 */
+#define CKPT_AUXV_WORDS 128   /* room for 64 auxv (type, value) pairs */
+#define CKPT_NGREGS 23        /* glibc's NGREG, REG_R8 .. REG_CR2 order */
+
+/* struct ckpt_region.kind */
+#define CKPT_KIND_ANON 0        /* anonymous memory: stored pages only */
+#define CKPT_KIND_FILE 1        /* file mapping: re-mapped, modified pages stored */
+#define CKPT_KIND_VDSO 2        /* [vdso]: the restarter's own is moved here */
+#define CKPT_KIND_VVAR 3        /* [vvar]: likewise, never read (can SIGBUS) */
+#define CKPT_KIND_VVAR_VCLOCK 4 /* [vvar_vclock] (Linux 6.13+): likewise */
+
+/* struct ckpt_region.flags */
+#define CKPT_REGION_SHARED 0x1    /* MAP_SHARED (else MAP_PRIVATE) */
+#define CKPT_REGION_GROWSDOWN 0x2 /* the main stack: MAP_GROWSDOWN */
+#define CKPT_REGION_HEAP 0x4      /* [heap], the brk area (informational) */
+#define CKPT_REGION_CKPTLIB 0x8   /* a mapping of libckpt.so itself */
+#define CKPT_REGION_UNREADABLE 0x10 /* had no PROT_READ: read via mprotect */
+
+/* struct ckpt_region.prot: PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4 */
+
+/* Exit statuses of myrestart, distinct per failure (the tools rely on them). */
+#define CKPT_EXIT_USAGE 2         /* no image argument, unknown option */
+#define CKPT_EXIT_OPEN 3          /* cannot open the image (missing, no access) */
+#define CKPT_EXIT_NOT_FILE 4      /* the path is a directory or not a file */
+#define CKPT_EXIT_EMPTY 5         /* the file is empty */
+#define CKPT_EXIT_BAD_MAGIC 6     /* not an extckpt image */
+#define CKPT_EXIT_VERSION 7       /* another format version */
+#define CKPT_EXIT_ARCH 8          /* another architecture or page size */
+#define CKPT_EXIT_TRUNCATED 9     /* shorter (or longer) than the header says */
+#define CKPT_EXIT_CORRUPT 10      /* header or tables fail their checks */
+#define CKPT_EXIT_DATA_CORRUPT 11 /* a region's data fails its checksum */
+#define CKPT_EXIT_MISMATCH 12     /* a mapped file changed, or another kernel */
+#define CKPT_EXIT_RESOURCE 13     /* no memory or address space to restart */
+#define CKPT_EXIT_RESTORE 14      /* failure after the point of no return */
+
+struct ckpt_sigaction { /* the kernel's struct for rt_sigaction(2) */
+	uint64_t handler;
+	uint64_t flags;
+	uint64_t restorer;
+	uint64_t mask;
+};
+
+struct ckpt_rseq { /* the rseq(2) registration to re-establish */
+	uint64_t addr; /* 0: none was registered */
+	uint32_t len;
+	uint32_t sig;
+};
+
+struct ckpt_mm { /* fields of prctl(PR_SET_MM_MAP) */
+	uint64_t start_code;
+	uint64_t end_code;
+	uint64_t start_data;
+	uint64_t end_data;
+	uint64_t start_brk;
+	uint64_t brk;
+	uint64_t start_stack;
+	uint64_t arg_start;
+	uint64_t arg_end;
+	uint64_t env_start;
+	uint64_t env_end;
+	uint64_t auxv_size; /* bytes used in auxv[] */
+	uint64_t auxv[CKPT_AUXV_WORDS];
+};
+
+struct ckpt_header {
+	char magic[8];            /* "EXTCKPT" and a NUL */
+	uint32_t version;         /* CKPT_FORMAT_VERSION */
+	uint32_t header_size;     /* sizeof(struct ckpt_header) */
+	uint32_t arch;            /* CKPT_ARCH_X86_64 */
+	uint32_t page_size;       /* CKPT_PAGE_SIZE */
+	uint64_t image_size;      /* size of the whole file */
+	uint64_t header_checksum; /* XXH64 of this header with this field 0 */
+	uint64_t tables_checksum; /* XXH64 of regions, runs and strings */
+	uint64_t data_offset;     /* CKPT_PAGE_SIZE */
+	uint64_t data_size;       /* sum of all run lengths */
+	uint64_t regions_offset;
+	uint64_t nr_regions;
+	uint64_t runs_offset;
+	uint64_t nr_runs;
+	uint64_t strings_offset;
+	uint64_t strings_size;
+	uint64_t created_ns;  /* CLOCK_REALTIME when the checkpoint began */
+	int32_t pid;          /* of the checkpointed process */
+	uint32_t signo;       /* the signal that triggered the checkpoint */
+	uint32_t exe_name_offset; /* /proc/self/exe, in strings */
+	uint32_t exe_name_len;
+	/*
+	 * Where myrestart jumps when memory is back: an entry point inside
+	 * libckpt.so that unmaps the restarter's last page range and resumes
+	 * the signal handler, which returns through the kernel's signal frame.
+	 */
+	uint64_t resume_entry;
+	uint64_t resume_stack; /* a free spot below the handler's stack frame */
+	uint64_t fs_base;      /* TLS: glibc's thread pointer */
+	uint64_t gs_base;
+	uint64_t sigmask;      /* blocked while the handler runs */
+	uint64_t gregs[CKPT_NGREGS]; /* interrupted registers, for display */
+	struct ckpt_rseq rseq;
+	struct ckpt_mm mm;
+	struct ckpt_sigaction sigactions[CKPT_NSIG];
+};
+
+struct ckpt_region {
+	uint64_t start; /* page-aligned, regions sorted and disjoint */
+	uint64_t end;
+	uint64_t file_offset; /* CKPT_KIND_FILE: offset of start in the file */
+	uint64_t dev;         /* CKPT_KIND_FILE: st_dev, st_ino, st_size and */
+	uint64_t ino;         /* st_mtim at checkpoint, checked at restart */
+	uint64_t file_size;
+	int64_t mtime_ns;
+	uint64_t first_run; /* this region's runs: runs[first_run ..] */
+	uint64_t nr_runs;
+	uint64_t stored_bytes; /* sum of its runs' lengths */
+	uint64_t checksum;     /* XXH64 of its stored bytes, in run order */
+	uint32_t prot;         /* PROT_READ | PROT_WRITE | PROT_EXEC */
+	uint32_t kind;         /* CKPT_KIND_* */
+	uint32_t flags;        /* CKPT_REGION_* */
+	uint32_t name_offset;  /* path or [name] in strings, not NUL-ended */
+	uint32_t name_len;
+	uint32_t reserved;
+};
+
+struct ckpt_run { /* pages [start, start + len) stored at data_offset */
+	uint64_t start;
+	uint64_t len;
+	uint64_t data_offset;
+};
+
+/* CFFI-END */
+
+#define CKPT_MAGIC "EXTCKPT"
+
+_Static_assert(sizeof(struct ckpt_sigaction) == 32, "ckpt_sigaction size");
+_Static_assert(sizeof(struct ckpt_rseq) == 16, "ckpt_rseq size");
+_Static_assert(sizeof(struct ckpt_mm) == 12 * 8 + CKPT_AUXV_WORDS * 8,
+	       "ckpt_mm size");
+_Static_assert(sizeof(struct ckpt_header) == 3544, "ckpt_header size");
+_Static_assert(sizeof(struct ckpt_header) <= CKPT_PAGE_SIZE,
+	       "the header must fit its page");
+_Static_assert(sizeof(struct ckpt_region) == 112, "ckpt_region size");
+_Static_assert(sizeof(struct ckpt_run) == 24, "ckpt_run size");
+
+#endif /* CKPT_IMAGE_H */
