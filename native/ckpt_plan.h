@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ckpt_plan.h - what myrestart hands to the restore blob (not part of the
+ * image format). myrestart prepares everything while it can still fail
+ * politely; the blob, running from a private copy of itself in a hole of the
+ * image's address space, only carries the plan out.
+ */
+#ifndef CKPT_PLAN_H
+#define CKPT_PLAN_H
+
+#include <stdint.h>
+
+#include "ckpt_image.h"
+
+#define CKPT_PLAN_MSG_LEN 96
+
+struct ckpt_special_move { /* one of our vDSO/vvar mappings */
+	uint64_t cur;     /* where the kernel put ours */
+	uint64_t scratch; /* parking spot inside the kept range */
+	uint64_t target;  /* where the image wants it */
+	uint64_t len;
+};
+
+enum ckpt_plan_msg {
+	CKPT_MSG_PREFIX,
+	CKPT_MSG_PARK,
+	CKPT_MSG_UNMAP,
+	CKPT_MSG_VDSO,
+	CKPT_MSG_MAP,
+	CKPT_MSG_PROTECT,
+	CKPT_MSG_SIGACTION,
+	CKPT_MSG_MM,
+	CKPT_MSG_RSEQ,
+	CKPT_MSG_TLS,
+	CKPT_MSG_AT,
+	CKPT_MSG_ERRNO,
+	CKPT_MSG_NEWLINE,
+	CKPT_NR_MSGS
+};
+
+struct ckpt_plan {
+	/* [keep_start, keep_end): blob, plan, stack, parked vDSO and the
+	 * mapped image file. libckpt's resume entry finally unmaps it. */
+	uint64_t keep_start;
+	uint64_t keep_end;
+	uint64_t image_base; /* the image file, mapped read-only */
+	uint64_t image_len;
+	uint64_t user_top;   /* unmap everything below this but keep */
+	int32_t image_fd;
+	int32_t nr_special;
+	struct ckpt_special_move special[3];
+	int32_t *region_fd; /* per region: the file to map, or -1 */
+	int32_t *close_fds; /* every fd to close before resuming */
+	int32_t nr_close_fds;
+	int32_t verbose;
+	/* Messages live here: the blob has no data section of its own. */
+	char msg[CKPT_NR_MSGS][CKPT_PLAN_MSG_LEN];
+};
+
+/* Entry point of the blob, copied out of myrestart's ckpt_blob section. */
+void ckpt_blob_main(struct ckpt_plan *plan) __attribute__((noreturn));
+
+#endif /* CKPT_PLAN_H */

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ckpt_validate.c - reject a bad image with a sentence and a distinct status
+ * before myrestart destroys anything. Every offset and count read from the
+ * file is bounds-checked before use, with overflow-safe arithmetic: the
+ * input is hostile until proven otherwise (tests/fuzz feeds it garbage).
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ckpt_hash.h"
+#include "ckpt_validate.h"
+
+#define PAGE_MASK ((uint64_t)CKPT_PAGE_SIZE - 1)
+#define KNOWN_FLAGS                                                        \
+	(CKPT_REGION_SHARED | CKPT_REGION_GROWSDOWN | CKPT_REGION_HEAP |   \
+	 CKPT_REGION_CKPTLIB | CKPT_REGION_UNREADABLE)
+
+__attribute__((format(printf, 3, 4))) static int
+fail(struct ckpt_verdict *v, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->msg, sizeof(v->msg), fmt, ap);
+	va_end(ap);
+	v->status = status;
+	return status;
+}
+
+void ckpt_region_name(const void *img, const struct ckpt_region *r,
+		      char *buf, size_t size)
+{
+	const struct ckpt_header *h = img;
+	const char *s = (const char *)img + h->strings_offset + r->name_offset;
+	size_t n = r->name_len < size - 1 ? r->name_len : size - 1;
+
+	if (!r->name_len) {
+		snprintf(buf, size, "anonymous");
+		return;
+	}
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
+/* a + b * c <= limit, without overflow; stores a + b * c in *out. */
+static int span_ok(uint64_t a, uint64_t b, uint64_t c, uint64_t limit,
+		   uint64_t *out)
+{
+	uint64_t prod, sum;
+
+	if (__builtin_mul_overflow(b, c, &prod) ||
+	    __builtin_add_overflow(a, prod, &sum) || sum > limit)
+		return 0;
+	*out = sum;
+	return 1;
+}
+
+static int check_header(const unsigned char *img, size_t len,
+			struct ckpt_verdict *v)
+{
+	struct ckpt_header h;
+	uint64_t sum, end;
+
+	if (len == 0)
+		return fail(v, CKPT_EXIT_EMPTY, "the image file is empty");
+	if (len < sizeof(CKPT_MAGIC) ||
+	    memcmp(img, CKPT_MAGIC, sizeof(CKPT_MAGIC)) != 0)
+		return fail(v, CKPT_EXIT_BAD_MAGIC,
+			    "not an extckpt image (no EXTCKPT magic at its start)");
+	if (len < sizeof(h))
+		return fail(v, CKPT_EXIT_TRUNCATED,
+			    "the image is truncated: %zu bytes, shorter than its "
+			    "%zu-byte header",
+			    len, sizeof(h));
+	memcpy(&h, img, sizeof(h));
+	if (h.version != CKPT_FORMAT_VERSION)
+		return fail(v, CKPT_EXIT_VERSION,
+			    "the image has format version %u; this extckpt reads "
+			    "version %u only",
+			    h.version, CKPT_FORMAT_VERSION);
+	if (h.arch != CKPT_ARCH_X86_64 || h.page_size != CKPT_PAGE_SIZE)
+		return fail(v, CKPT_EXIT_ARCH,
+			    "the image is for machine type %u with %u-byte pages; "
+			    "this is x86-64 (%u) with %u-byte pages",
+			    h.arch, h.page_size, CKPT_ARCH_X86_64, CKPT_PAGE_SIZE);
+	if (h.header_size != sizeof(h))
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image header is corrupted (size %u, expected %zu)",
+			    h.header_size, sizeof(h));
+	sum = h.header_checksum;
+	h.header_checksum = 0;
+	if (ckpt_xxh64(&h, sizeof(h)) != sum)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image header is corrupted (checksum mismatch)");
+	if (h.image_size != len)
+		return fail(v, CKPT_EXIT_TRUNCATED,
+			    "the image is %s: %zu bytes, its header says %llu",
+			    len < h.image_size ? "truncated" : "longer than written",
+			    len, (unsigned long long)h.image_size);
+
+	/* header | data | regions | runs | strings, contiguous. */
+	if (h.data_offset != CKPT_PAGE_SIZE ||
+	    !span_ok(h.data_offset, h.data_size, 1, len, &end) ||
+	    h.regions_offset != end ||
+	    !span_ok(h.regions_offset, h.nr_regions, sizeof(struct ckpt_region),
+		     len, &end) ||
+	    h.runs_offset != end ||
+	    !span_ok(h.runs_offset, h.nr_runs, sizeof(struct ckpt_run), len,
+		     &end) ||
+	    h.strings_offset != end ||
+	    !span_ok(h.strings_offset, h.strings_size, 1, len, &end) ||
+	    end != len)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's table of contents is corrupted");
+	if (ckpt_xxh64(img + h.regions_offset, len - h.regions_offset) !=
+	    h.tables_checksum)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's region tables are corrupted (checksum "
+			    "mismatch)");
+	if (h.exe_name_offset > h.strings_size ||
+	    h.exe_name_len > h.strings_size - h.exe_name_offset)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's program name is out of bounds");
+	return 0;
+}
+
+static const struct ckpt_region *find_region(const struct ckpt_region *regs,
+					     uint64_t n, uint64_t addr)
+{
+	uint64_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (addr < regs[mid].start)
+			hi = mid;
+		else if (addr >= regs[mid].end)
+			lo = mid + 1;
+		else
+			return &regs[mid];
+	}
+	return NULL;
+}
+
+static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
+	uint64_t prev_end = 0, next_run = 0, next_data = h->data_offset;
+	unsigned special_seen = 0;
+	const struct ckpt_region *r;
+	uint64_t i, j;
+
+	for (i = 0; i < h->nr_regions; i++) {
+		uint64_t stored = 0;
+
+		r = &regs[i];
+		if (r->start >= r->end || (r->start & PAGE_MASK) ||
+		    (r->end & PAGE_MASK) || r->end > CKPT_USER_TOP ||
+		    r->start < prev_end)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "region %llu has a bad address range "
+				    "0x%llx-0x%llx",
+				    (unsigned long long)i,
+				    (unsigned long long)r->start,
+				    (unsigned long long)r->end);
+		prev_end = r->end;
+		if (r->kind > CKPT_KIND_VVAR_VCLOCK || (r->flags & ~KNOWN_FLAGS) ||
+		    (r->prot & ~7U) || r->name_offset > h->strings_size ||
+		    r->name_len > h->strings_size - r->name_offset)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "region %llu at 0x%llx has bad fields",
+				    (unsigned long long)i,
+				    (unsigned long long)r->start);
+		if (r->kind >= CKPT_KIND_VDSO) {
+			unsigned bit = 1U << r->kind;
+
+			if ((special_seen & bit) || r->nr_runs)
+				return fail(v, CKPT_EXIT_CORRUPT,
+					    "region %llu: a second or non-empty "
+					    "vDSO/vvar region",
+					    (unsigned long long)i);
+			special_seen |= bit;
+		}
+		if (r->kind == CKPT_KIND_FILE &&
+		    (!r->name_len ||
+		     img[h->strings_offset + r->name_offset] != '/' ||
+		     (r->file_offset & PAGE_MASK)))
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "region %llu: a file mapping without a path",
+				    (unsigned long long)i);
+		if (r->first_run != next_run || r->nr_runs > h->nr_runs - next_run)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "region %llu: its runs are out of order",
+				    (unsigned long long)i);
+		for (j = 0; j < r->nr_runs; j++) {
+			const struct ckpt_run *run = &runs[next_run + j];
+			uint64_t run_end;
+
+			if (!run->len || (run->start & PAGE_MASK) ||
+			    (run->len & PAGE_MASK) || run->start < r->start ||
+			    __builtin_add_overflow(run->start, run->len,
+						   &run_end) ||
+			    run_end > r->end ||
+			    (j && run->start < runs[next_run + j - 1].start +
+						       runs[next_run + j - 1].len) ||
+			    run->data_offset != next_data)
+				return fail(v, CKPT_EXIT_CORRUPT,
+					    "region %llu: run %llu is out of "
+					    "bounds",
+					    (unsigned long long)i,
+					    (unsigned long long)j);
+			next_data += run->len;
+			stored += run->len;
+		}
+		if (stored != r->stored_bytes)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "region %llu: stored size does not add up",
+				    (unsigned long long)i);
+		next_run += r->nr_runs;
+	}
+	if (next_run != h->nr_runs || next_data != h->data_offset + h->data_size)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's runs do not cover its data");
+
+	/* Where myrestart will jump and what it will register must exist. */
+	r = find_region(regs, h->nr_regions, h->resume_entry);
+	if (!r || !(r->prot & 4) || !(r->flags & CKPT_REGION_CKPTLIB))
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's resume address 0x%llx is not in "
+			    "libckpt.so's code",
+			    (unsigned long long)h->resume_entry);
+	r = find_region(regs, h->nr_regions, h->resume_stack - 8);
+	if (!r || !(r->prot & 2))
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's resume stack 0x%llx is not writable "
+			    "memory",
+			    (unsigned long long)h->resume_stack);
+	if (h->rseq.addr && (!(r = find_region(regs, h->nr_regions,
+					       h->rseq.addr)) ||
+			     !(r->prot & 2)))
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's rseq area 0x%llx is not writable memory",
+			    (unsigned long long)h->rseq.addr);
+	if (h->mm.auxv_size > sizeof(h->mm.auxv) || (h->mm.auxv_size & 15))
+		return fail(v, CKPT_EXIT_CORRUPT, "the image's auxv is corrupted");
+	return 0;
+}
+
+static int check_data(const unsigned char *img, struct ckpt_verdict *v)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
+	uint64_t i, j;
+
+	for (i = 0; i < h->nr_regions; i++) {
+		const struct ckpt_region *r = &regs[i];
+		struct ckpt_xxh64 xs;
+		char name[256];
+
+		ckpt_xxh64_init(&xs);
+		for (j = 0; j < r->nr_runs; j++) {
+			const struct ckpt_run *run = &runs[r->first_run + j];
+
+			ckpt_xxh64_stripes(&xs, img + run->data_offset, run->len);
+		}
+		if (ckpt_xxh64_final(&xs, NULL, 0) != r->checksum) {
+			ckpt_region_name(img, r, name, sizeof(name));
+			return fail(v, CKPT_EXIT_DATA_CORRUPT,
+				    "the image's data is corrupted: region "
+				    "0x%llx-0x%llx (%s) fails its checksum",
+				    (unsigned long long)r->start,
+				    (unsigned long long)r->end, name);
+		}
+	}
+	return 0;
+}
+
+int ckpt_validate(const void *img, size_t len, int want_data,
+		  struct ckpt_verdict *v)
+{
+	v->status = 0;
+	v->msg[0] = '\0';
+	if (check_header(img, len, v) || check_regions(img, v))
+		return v->status;
+	if (want_data)
+		check_data(img, v);
+	return v->status;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ckpt_validate.h - checking an image held in memory, before anything is
+ * restored from it. Pure function of the bytes: myrestart calls it on the
+ * mapped image, and the fuzz harness (tests/fuzz/) on arbitrary input.
+ */
+#ifndef CKPT_VALIDATE_H
+#define CKPT_VALIDATE_H
+
+#include <stddef.h>
+
+#include "ckpt_image.h"
+
+/*
+ * The highest user address on x86-64 with 4-level paging. Images never hold
+ * regions above it (5-level addresses are only given to programs that ask).
+ */
+#define CKPT_USER_TOP 0x7ffffffff000ULL
+
+struct ckpt_verdict {
+	int status;     /* 0 or a CKPT_EXIT_* value */
+	char msg[512];  /* one line, no newline, when status != 0 */
+};
+
+/*
+ * Check the header, the three tables and (when check_data) every region's
+ * checksum. Returns v->status. Never reads outside [img, img + len).
+ */
+int ckpt_validate(const void *img, size_t len, int check_data,
+		  struct ckpt_verdict *v);
+
+/* Name of region r for messages: its path or [name], or "anonymous". */
+void ckpt_region_name(const void *img, const struct ckpt_region *r,
+		      char *buf, size_t size);
+
+#endif /* CKPT_VALIDATE_H */

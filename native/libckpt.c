@@ -1,0 +1,1164 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libckpt.c - the checkpoint half of extckpt, preloaded into the program:
+ *
+ *   LD_PRELOAD=/abs/path/libckpt.so ./prog      then   kill -USR2 <pid>
+ *
+ * The constructor installs a handler for the checkpoint signal. The handler
+ * saves a resume point (ckpt_save_resume, a setjmp of our own), then writes
+ * every mapping's bytes that a restart needs into a temporary file and renames
+ * it into place. myrestart later maps that memory back and jumps to
+ * ckpt_restart_entry, which makes ckpt_save_resume return a second time, with
+ * 1: the handler returns, and the kernel's own signal frame, restored with the
+ * stack, gives the program back every register (vector state included) and
+ * its signal mask through rt_sigreturn.
+ *
+ * We are a guest in someone else's process: the handler uses only
+ * async-signal-safe calls (no stdio, no malloc), everything but the
+ * interposed libc functions is hidden, and errno is left as we found it.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h> /* rename() only */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+#include <asm/prctl.h>
+
+#include "ckpt_hash.h"
+#include "ckpt_image.h"
+#include "ckpt_pagemap.h"
+
+#define CKPT_EXPORT __attribute__((visibility("default")))
+#define PAGE_SZ ((uint64_t)CKPT_PAGE_SIZE)
+/* Hash and write in chunks that stay in L2: the write's copy reads cached data. */
+#define WRITE_CHUNK (1UL << 20)
+#define RSEQ_SIG_X86 0x53053053
+
+/* ---- state set up by the constructor --------------------------------- */
+
+static int ckpt_signo = SIGUSR2;
+static int ckpt_fsync;
+static int ckpt_verbose;
+static char ckpt_image_path[PATH_MAX];
+static char ckpt_tmp_path[PATH_MAX + 32];
+
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
+static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+
+/* What the program believes about the checkpoint signal (see sigaction()). */
+static struct sigaction ckpt_prog_action;
+static int ckpt_prog_blocked;
+static int ckpt_armed;
+
+/*
+ * The resume point. Its layout is fixed by the assembly below. It lives in
+ * our .bss, so it is inside the image: the restarter only needs its address.
+ */
+struct ckpt_resume_ctx {
+	uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
+	uint32_t mxcsr;
+	uint16_t fpu_cw;
+	uint16_t pad;
+};
+__attribute__((visibility("hidden"))) struct ckpt_resume_ctx ckpt_resume_ctx;
+
+int ckpt_save_resume(struct ckpt_resume_ctx *ctx) __attribute__((returns_twice));
+void ckpt_restart_entry(void);
+
+/*
+ * ckpt_save_resume: save the callee-saved registers, return 0.
+ * ckpt_restart_entry(addr, len): myrestart jumps here with its own last
+ * pages in [addr, addr + len); unmap them (code running from there could not
+ * do it itself), reload the saved registers and return 1 from
+ * ckpt_save_resume. Needs no stack until the saved one is back.
+ */
+__asm__(".text\n"
+	".globl ckpt_save_resume\n"
+	".hidden ckpt_save_resume\n"
+	".type ckpt_save_resume,@function\n"
+	"ckpt_save_resume:\n"
+	"	mov %rbx, 0(%rdi)\n"
+	"	mov %rbp, 8(%rdi)\n"
+	"	mov %r12, 16(%rdi)\n"
+	"	mov %r13, 24(%rdi)\n"
+	"	mov %r14, 32(%rdi)\n"
+	"	mov %r15, 40(%rdi)\n"
+	"	lea 8(%rsp), %rax\n"
+	"	mov %rax, 48(%rdi)\n"
+	"	mov (%rsp), %rax\n"
+	"	mov %rax, 56(%rdi)\n"
+	"	stmxcsr 64(%rdi)\n"
+	"	fnstcw 68(%rdi)\n"
+	"	xor %eax, %eax\n"
+	"	ret\n"
+	".size ckpt_save_resume, .-ckpt_save_resume\n"
+	".globl ckpt_restart_entry\n"
+	".hidden ckpt_restart_entry\n"
+	".type ckpt_restart_entry,@function\n"
+	"ckpt_restart_entry:\n"
+	"	mov $11, %eax\n" /* munmap(rdi, rsi) */
+	"	syscall\n"
+	"	lea ckpt_resume_ctx(%rip), %rdi\n"
+	"	mov 0(%rdi), %rbx\n"
+	"	mov 8(%rdi), %rbp\n"
+	"	mov 16(%rdi), %r12\n"
+	"	mov 24(%rdi), %r13\n"
+	"	mov 32(%rdi), %r14\n"
+	"	mov 40(%rdi), %r15\n"
+	"	ldmxcsr 64(%rdi)\n"
+	"	fldcw 68(%rdi)\n"
+	"	mov 48(%rdi), %rsp\n"
+	"	mov $1, %eax\n"
+	"	jmp *56(%rdi)\n"
+	".size ckpt_restart_entry, .-ckpt_restart_entry\n");
+
+/*
+ * A tracer (extckpt attach) puts a breakpoint here: when it is hit, the image
+ * at path is complete (err == 0) or the checkpoint failed with errno err, and
+ * the process is still inside the handler, its memory as in the image.
+ */
+CKPT_EXPORT __attribute__((noinline)) void ckpt_image_done(long err,
+							    const char *path)
+{
+	__asm__ volatile("" : : "r"(err), "r"(path) : "memory");
+}
+
+/* ---- async-signal-safe logging --------------------------------------- */
+
+struct logbuf {
+	char buf[768];
+	size_t len;
+};
+
+static void lb_str(struct logbuf *lb, const char *s)
+{
+	while (*s && lb->len < sizeof(lb->buf) - 1)
+		lb->buf[lb->len++] = *s++;
+}
+
+static void lb_num(struct logbuf *lb, unsigned long long v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n && lb->len < sizeof(lb->buf) - 1)
+		lb->buf[lb->len++] = tmp[--n];
+}
+
+/* "libckpt: <what>[ <path>][: <strerror(err)>]\n" on stderr. */
+static void ckpt_log(const char *what, const char *path, int err)
+{
+	struct logbuf lb = { .len = 0 };
+	const char *desc;
+
+	lb_str(&lb, "libckpt: ");
+	lb_str(&lb, what);
+	if (path) {
+		lb_str(&lb, " ");
+		lb_str(&lb, path);
+	}
+	if (err) {
+		/* A static table, no locale: safe where strerror() is not. */
+		desc = strerrordesc_np(err);
+		lb_str(&lb, ": ");
+		if (desc) {
+			lb_str(&lb, desc);
+		} else {
+			lb_str(&lb, "errno ");
+			lb_num(&lb, (unsigned)err);
+		}
+	}
+	lb.buf[lb.len++] = '\n';
+	if (write(STDERR_FILENO, lb.buf, lb.len) < 0) {
+		/* Nowhere left to report to. */
+	}
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENOSPC;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENOSPC;
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Read a whole (proc) file into buf; returns its length or -errno. */
+static ssize_t read_file(const char *path, char *buf, size_t size)
+{
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	return err ? err : (ssize_t)len;
+}
+
+static const char *parse_hex(const char *p, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (;; p++) {
+		int d;
+
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (*p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else
+			break;
+		v = (v << 4) | (uint64_t)d;
+	}
+	*out = v;
+	return p;
+}
+
+static const char *parse_dec(const char *p, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	*out = v;
+	return p;
+}
+
+static void *scratch_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int thread_count(void)
+{
+	char buf[1024];
+	ssize_t len = read_file("/proc/self/stat", buf, sizeof(buf) - 1);
+	uint64_t v = 0;
+	char *p;
+	int field;
+
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p)
+		return -1;
+	/* After ") " comes field 3 (state); num_threads is field 20. */
+	for (field = 2, p++; *p && field < 20; p++)
+		if (*p == ' ')
+			field++;
+	parse_dec(p, &v);
+	return (int)v;
+}
+
+/* ---- collecting what to save ------------------------------------------ */
+
+/* Everything the handler builds lives in scratch mappings, not the heap. */
+struct dump {
+	char *maps;		/* /proc/self/maps text */
+	size_t maps_len, maps_cap;
+	struct ckpt_region *regions;
+	size_t nr_regions, regions_cap;
+	char *strings;
+	size_t strings_len, strings_cap;
+	struct ckpt_run *runs;
+	size_t nr_runs, runs_cap;
+	char *bounce; /* WRITE_CHUNK bytes: copies of our own, moving stack */
+	struct page_region *scan; /* PAGEMAP_SCAN output */
+	size_t scan_cap;
+	int pagemap_fd;
+	uint64_t self_ino; /* libckpt.so's inode, to flag its mappings */
+	struct ckpt_header hdr;
+};
+
+static void dump_free(struct dump *d)
+{
+	if (d->maps)
+		munmap(d->maps, d->maps_cap);
+	if (d->regions)
+		munmap(d->regions, d->regions_cap * sizeof(*d->regions));
+	if (d->strings)
+		munmap(d->strings, d->strings_cap);
+	if (d->runs)
+		munmap(d->runs, d->runs_cap * sizeof(*d->runs));
+	if (d->scan)
+		munmap(d->scan, d->scan_cap * sizeof(*d->scan));
+	if (d->bounce)
+		munmap(d->bounce, WRITE_CHUNK);
+	if (d->pagemap_fd >= 0)
+		close(d->pagemap_fd);
+}
+
+/* Read /proc/self/maps whole, growing the buffer until it fits. */
+static int read_maps(struct dump *d)
+{
+	size_t cap = 1UL << 20;
+
+	for (;;) {
+		ssize_t len;
+
+		d->maps = scratch_map(cap);
+		if (!d->maps)
+			return -ENOMEM;
+		d->maps_cap = cap;
+		len = read_file("/proc/self/maps", d->maps, cap);
+		if (len < 0)
+			return (int)len;
+		if ((size_t)len < cap) {
+			d->maps_len = (size_t)len;
+			return 0;
+		}
+		munmap(d->maps, cap);
+		d->maps = NULL;
+		cap *= 4;
+	}
+}
+
+static uint32_t add_string(struct dump *d, const char *s, size_t len)
+{
+	uint32_t off = (uint32_t)d->strings_len;
+
+	memcpy(d->strings + d->strings_len, s, len);
+	d->strings_len += len;
+	return off;
+}
+
+static int name_is(const char *name, size_t len, const char *lit)
+{
+	return strlen(lit) == len && memcmp(name, lit, len) == 0;
+}
+
+/*
+ * Decide how a file mapping is saved. A mapping of a file that is still
+ * there (same inode) is re-mapped at restart, and only the pages the
+ * program modified are stored. A file deleted or replaced since is saved
+ * whole, as anonymous memory.
+ */
+static void classify_file(struct ckpt_region *r, const char *path,
+			  size_t path_len, uint64_t ino)
+{
+	static const char deleted[] = " (deleted)";
+	char cpath[PATH_MAX];
+	struct stat st;
+
+	if (path_len >= sizeof(deleted) - 1 &&
+	    memcmp(path + path_len - (sizeof(deleted) - 1), deleted,
+		   sizeof(deleted) - 1) == 0)
+		goto orphan;
+	if (path_len >= sizeof(cpath))
+		goto orphan;
+	memcpy(cpath, path, path_len);
+	cpath[path_len] = '\0';
+	if (stat(cpath, &st) < 0 || (uint64_t)st.st_ino != ino ||
+	    !S_ISREG(st.st_mode))
+		goto orphan;
+	r->kind = CKPT_KIND_FILE;
+	r->dev = (uint64_t)st.st_dev;
+	r->ino = (uint64_t)st.st_ino;
+	r->file_size = (uint64_t)st.st_size;
+	r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
+		      st.st_mtim.tv_nsec;
+	return;
+orphan:
+	r->kind = CKPT_KIND_ANON;
+	r->file_offset = 0;
+}
+
+/* Add region [start, end) described by one maps line, minus our buffer. */
+static void add_region(struct dump *d, const struct ckpt_region *tmpl)
+{
+	uint64_t skip_lo = (uint64_t)(uintptr_t)d->maps;
+	uint64_t skip_hi = skip_lo + d->maps_cap;
+	struct ckpt_region parts[2];
+	int n = 0, i;
+
+	/* The maps buffer may have merged with a neighbouring mapping. */
+	if (tmpl->end <= skip_lo || tmpl->start >= skip_hi) {
+		parts[n++] = *tmpl;
+	} else {
+		if (tmpl->start < skip_lo) {
+			parts[n] = *tmpl;
+			parts[n++].end = skip_lo;
+		}
+		if (tmpl->end > skip_hi) {
+			parts[n] = *tmpl;
+			if (parts[n].kind == CKPT_KIND_FILE)
+				parts[n].file_offset += skip_hi - tmpl->start;
+			parts[n++].start = skip_hi;
+		}
+	}
+	for (i = 0; i < n && d->nr_regions < d->regions_cap; i++)
+		d->regions[d->nr_regions++] = parts[i];
+}
+
+static int parse_maps(struct dump *d)
+{
+	const char *p = d->maps, *end = d->maps + d->maps_len;
+	uint64_t self = (uint64_t)(uintptr_t)&ckpt_image_done;
+	size_t lines = 0, i;
+
+	for (i = 0; i < d->maps_len; i++)
+		lines += d->maps[i] == '\n';
+	d->regions_cap = lines + 2;
+	d->regions = scratch_map(d->regions_cap * sizeof(*d->regions));
+	d->strings_cap = d->maps_len + PATH_MAX;
+	d->strings = scratch_map(d->strings_cap);
+	if (!d->regions || !d->strings)
+		return -ENOMEM;
+
+	while (p < end) {
+		struct ckpt_region r;
+		uint64_t start, stop, off, ino, dummy;
+		const char *perms, *name, *eol;
+		size_t name_len;
+
+		memset(&r, 0, sizeof(r));
+		p = parse_hex(p, &start) + 1; /* '-' */
+		p = parse_hex(p, &stop) + 1;
+		perms = p;
+		p += 5;
+		p = parse_hex(p, &off) + 1;
+		p = parse_hex(p, &dummy) + 1; /* dev major:minor */
+		p = parse_hex(p, &dummy) + 1;
+		p = parse_dec(p, &ino);
+		while (*p == ' ')
+			p++;
+		name = p;
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		name_len = (size_t)(eol - name);
+		p = eol + 1;
+
+		r.start = start;
+		r.end = stop;
+		r.prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			 (perms[1] == 'w' ? PROT_WRITE : 0) |
+			 (perms[2] == 'x' ? PROT_EXEC : 0);
+		if (perms[3] == 's')
+			r.flags |= CKPT_REGION_SHARED;
+		if (!(r.prot & PROT_READ))
+			r.flags |= CKPT_REGION_UNREADABLE;
+		r.kind = CKPT_KIND_ANON;
+
+		if (name_is(name, name_len, "[vsyscall]"))
+			continue; /* fixed by the kernel, the same everywhere */
+		if (name_is(name, name_len, "[vdso]"))
+			r.kind = CKPT_KIND_VDSO;
+		else if (name_is(name, name_len, "[vvar]"))
+			r.kind = CKPT_KIND_VVAR;
+		else if (name_is(name, name_len, "[vvar_vclock]"))
+			r.kind = CKPT_KIND_VVAR_VCLOCK;
+		else if (name_is(name, name_len, "[stack]"))
+			r.flags |= CKPT_REGION_GROWSDOWN;
+		else if (name_is(name, name_len, "[heap]"))
+			r.flags |= CKPT_REGION_HEAP;
+		else if (ino != 0 && name_len && name[0] == '/') {
+			r.file_offset = off;
+			classify_file(&r, name, name_len, ino);
+			if (self >= start && self < stop)
+				d->self_ino = ino;
+		}
+		r.name_offset = add_string(d, name, name_len);
+		r.name_len = (uint32_t)name_len;
+		/* Remember the inode in dev until flags are settled below. */
+		if (r.kind != CKPT_KIND_FILE)
+			r.ino = ino;
+		add_region(d, &r);
+	}
+	for (i = 0; i < d->nr_regions; i++) {
+		struct ckpt_region *r = &d->regions[i];
+
+		if (d->self_ino && r->ino == d->self_ino)
+			r->flags |= CKPT_REGION_CKPTLIB;
+		if (r->kind != CKPT_KIND_FILE)
+			r->ino = 0;
+	}
+	return 0;
+}
+
+/* Append [start, end) to region r's runs, extending its last run. */
+static int add_run(struct dump *d, const struct ckpt_region *r, uint64_t start,
+		   uint64_t end)
+{
+	struct ckpt_run *last =
+		d->nr_runs > r->first_run ? &d->runs[d->nr_runs - 1] : NULL;
+
+	if (last && last->start + last->len == start) {
+		last->len += end - start;
+		return 0;
+	}
+	if (d->nr_runs == d->runs_cap) {
+		size_t old = d->runs_cap * sizeof(*d->runs);
+		void *p = mremap(d->runs, old, old * 4, MREMAP_MAYMOVE);
+
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		d->runs = p;
+		d->runs_cap *= 4;
+	}
+	d->runs[d->nr_runs].start = start;
+	d->runs[d->nr_runs].len = end - start;
+	d->runs[d->nr_runs].data_offset = 0;
+	d->nr_runs++;
+	return 0;
+}
+
+/*
+ * Find the pages of r that must be stored: for anonymous memory and private
+ * file mappings, the pages present (or swapped) that are not page-cache
+ * pages of the file and not the shared zero page. PAGEMAP_SCAN (Linux 6.7)
+ * returns them as ranges, skipping unpopulated page tables, so a 2 TiB
+ * reservation with five pages touched costs microseconds.
+ */
+static int scan_region(struct dump *d, struct ckpt_region *r)
+{
+	struct pm_scan_arg arg;
+	uint64_t pos = r->start;
+
+	r->first_run = d->nr_runs;
+	if (r->kind == CKPT_KIND_ANON && (r->flags & CKPT_REGION_SHARED)) {
+		/* Shared memory (memfd, shm, MAP_SHARED|MAP_ANONYMOUS) counts
+		 * as file pages; store whatever is present. */
+		memset(&arg, 0, sizeof(arg));
+		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	} else if (r->kind == CKPT_KIND_ANON && r->file_offset == 0 &&
+		   r->name_len && d->strings[r->name_offset] == '/') {
+		/* A deleted or replaced file: every page, read through. */
+		int err = add_run(d, r, r->start, r->end);
+
+		r->nr_runs = d->nr_runs - r->first_run;
+		return err;
+	} else {
+		memset(&arg, 0, sizeof(arg));
+		arg.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		arg.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	}
+	arg.size = sizeof(arg);
+	arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	arg.vec = (uint64_t)(uintptr_t)d->scan;
+	arg.vec_len = d->scan_cap;
+	while (pos < r->end) {
+		long n, i;
+
+		arg.start = pos;
+		arg.end = r->end;
+		arg.walk_end = 0;
+		n = ioctl(d->pagemap_fd, PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return -errno;
+		for (i = 0; i < n; i++) {
+			int err = add_run(d, r, d->scan[i].start,
+					  d->scan[i].end);
+
+			if (err)
+				return err;
+		}
+		if (arg.walk_end <= pos)
+			break;
+		pos = arg.walk_end;
+	}
+	r->nr_runs = d->nr_runs - r->first_run;
+	return 0;
+}
+
+/* Registers, handlers, mm layout: everything but the memory itself. */
+static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig)
+{
+	struct ckpt_header *h = &d->hdr;
+	char buf[1024];
+	struct timespec ts;
+	ssize_t len;
+	char *p;
+	int i;
+
+	memcpy(h->magic, CKPT_MAGIC, sizeof(CKPT_MAGIC));
+	h->version = CKPT_FORMAT_VERSION;
+	h->header_size = sizeof(*h);
+	h->arch = CKPT_ARCH_X86_64;
+	h->page_size = CKPT_PAGE_SIZE;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h->created_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	h->pid = getpid();
+	h->signo = (uint32_t)sig;
+	h->resume_entry = (uint64_t)(uintptr_t)&ckpt_restart_entry;
+	h->resume_stack = ckpt_resume_ctx.rsp;
+	syscall(SYS_arch_prctl, ARCH_GET_FS, &h->fs_base);
+	syscall(SYS_arch_prctl, ARCH_GET_GS, &h->gs_base);
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &h->sigmask, 8);
+	for (i = 0; i < CKPT_NGREGS; i++)
+		h->gregs[i] = (uint64_t)uc->uc_mcontext.gregs[i];
+	for (i = 1; i <= CKPT_NSIG; i++)
+		syscall(SYS_rt_sigaction, i, NULL, &h->sigactions[i - 1], 8);
+
+	/* glibc registered this thread's rseq area at thread pointer + offset. */
+	if (__rseq_size > 0) {
+		h->rseq.addr = h->fs_base + (uint64_t)__rseq_offset;
+		h->rseq.len = __rseq_size < 32 ? 32 : __rseq_size;
+		h->rseq.sig = RSEQ_SIG_X86;
+	}
+
+	/* The mm layout for PR_SET_MM_MAP: fields 26-28 and 45-51 of stat. */
+	len = read_file("/proc/self/stat", buf, sizeof(buf) - 1);
+	if (len > 0) {
+		static const struct {
+			int field;
+			size_t off;
+		} want[] = {
+			{ 26, offsetof(struct ckpt_mm, start_code) },
+			{ 27, offsetof(struct ckpt_mm, end_code) },
+			{ 28, offsetof(struct ckpt_mm, start_stack) },
+			{ 45, offsetof(struct ckpt_mm, start_data) },
+			{ 46, offsetof(struct ckpt_mm, end_data) },
+			{ 47, offsetof(struct ckpt_mm, start_brk) },
+			{ 48, offsetof(struct ckpt_mm, arg_start) },
+			{ 49, offsetof(struct ckpt_mm, arg_end) },
+			{ 50, offsetof(struct ckpt_mm, env_start) },
+			{ 51, offsetof(struct ckpt_mm, env_end) },
+		};
+		size_t w = 0;
+		int field = 3;
+
+		buf[len] = '\0';
+		p = strrchr(buf, ')');
+		for (p = p ? p + 2 : buf + len; *p && w < 10; field++) {
+			uint64_t v;
+			const char *q = parse_dec(p, &v);
+
+			if (field == want[w].field) {
+				*(uint64_t *)((char *)&h->mm + want[w].off) = v;
+				w++;
+			}
+			p = (char *)q;
+			while (*p && *p != ' ')
+				p++;
+			if (*p)
+				p++;
+		}
+	}
+	h->mm.brk = (uint64_t)syscall(SYS_brk, 0);
+	len = read_file("/proc/self/auxv", (char *)h->mm.auxv, sizeof(h->mm.auxv));
+	h->mm.auxv_size = len > 0 ? (uint64_t)len : 0;
+
+	len = readlink("/proc/self/exe", buf, sizeof(buf));
+	if (len > 0) {
+		h->exe_name_offset = add_string(d, buf, (size_t)len);
+		h->exe_name_len = (uint32_t)len;
+	}
+}
+
+static int collect(struct dump *d, const ucontext_t *uc, int sig)
+{
+	size_t i;
+	int err;
+
+	err = read_maps(d);
+	if (err)
+		return err;
+	err = parse_maps(d);
+	if (err)
+		return err;
+	collect_process_state(d, uc, sig);
+
+	d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (d->pagemap_fd < 0)
+		return -errno;
+	d->scan_cap = 4096;
+	d->scan = scratch_map(d->scan_cap * sizeof(*d->scan));
+	d->runs_cap = 4096;
+	d->runs = scratch_map(d->runs_cap * sizeof(*d->runs));
+	d->bounce = scratch_map(WRITE_CHUNK);
+	if (!d->scan || !d->runs || !d->bounce)
+		return -ENOMEM;
+	for (i = 0; i < d->nr_regions; i++) {
+		struct ckpt_region *r = &d->regions[i];
+
+		r->first_run = d->nr_runs;
+		if (r->kind >= CKPT_KIND_VDSO)
+			continue; /* no bytes: reading vvar can SIGBUS */
+		if (r->kind == CKPT_KIND_FILE && (r->flags & CKPT_REGION_SHARED))
+			continue; /* the file itself holds the bytes */
+		err = scan_region(d, r);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
+			     uint64_t *offset)
+{
+	struct ckpt_xxh64 xs;
+	uint64_t i, here = (uint64_t)(uintptr_t)&xs;
+	/* The region holding our own stack changes under us as we call
+	 * write(): snapshot each chunk, so that what is hashed is written. */
+	int bounce = here >= r->start && here < r->end;
+	int err = 0;
+
+	ckpt_xxh64_init(&xs);
+	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE) &&
+	    mprotect((void *)(uintptr_t)r->start, r->end - r->start,
+		     (int)r->prot | PROT_READ) < 0)
+		return -errno;
+	for (i = 0; i < r->nr_runs && !err; i++) {
+		struct ckpt_run *run = &d->runs[r->first_run + i];
+		const char *p = (const char *)(uintptr_t)run->start;
+		uint64_t done;
+
+		run->data_offset = *offset;
+		for (done = 0; done < run->len && !err; done += WRITE_CHUNK) {
+			size_t n = run->len - done < WRITE_CHUNK ?
+					   run->len - done : WRITE_CHUNK;
+
+			const char *src = p + done;
+
+			if (bounce) {
+				memcpy(d->bounce, src, n);
+				src = d->bounce;
+			}
+			ckpt_xxh64_stripes(&xs, src, n);
+			err = write_all(fd, src, n);
+		}
+		*offset += run->len;
+		r->stored_bytes += run->len;
+	}
+	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE))
+		mprotect((void *)(uintptr_t)r->start, r->end - r->start,
+			 (int)r->prot);
+	r->checksum = ckpt_xxh64_final(&xs, NULL, 0);
+	return err;
+}
+
+static int write_image(struct dump *d, int fd)
+{
+	struct ckpt_header *h = &d->hdr;
+	uint64_t off = CKPT_PAGE_SIZE;
+	size_t i, tables_len;
+	char *tables;
+	int err;
+
+	if (lseek(fd, (off_t)off, SEEK_SET) < 0)
+		return -errno;
+	for (i = 0; i < d->nr_regions; i++) {
+		err = write_region_data(d, fd, &d->regions[i], &off);
+		if (err)
+			return err;
+	}
+	h->data_offset = CKPT_PAGE_SIZE;
+	h->data_size = off - CKPT_PAGE_SIZE;
+
+	/* The three tables, contiguous, after the data. */
+	h->regions_offset = off;
+	h->nr_regions = d->nr_regions;
+	h->runs_offset = off + d->nr_regions * sizeof(struct ckpt_region);
+	h->nr_runs = d->nr_runs;
+	h->strings_offset = h->runs_offset + d->nr_runs * sizeof(struct ckpt_run);
+	h->strings_size = d->strings_len;
+	h->image_size = h->strings_offset + h->strings_size;
+
+	err = write_all(fd, d->regions, d->nr_regions * sizeof(struct ckpt_region));
+	if (!err)
+		err = write_all(fd, d->runs, d->nr_runs * sizeof(struct ckpt_run));
+	if (!err)
+		err = write_all(fd, d->strings, d->strings_len);
+	if (err)
+		return err;
+
+	/* tables_checksum over exactly the bytes written: hash them in turn. */
+	tables_len = (size_t)(h->image_size - h->regions_offset);
+	tables = scratch_map(tables_len);
+	if (!tables)
+		return -ENOMEM;
+	memcpy(tables, d->regions, d->nr_regions * sizeof(struct ckpt_region));
+	memcpy(tables + (h->runs_offset - h->regions_offset), d->runs,
+	       d->nr_runs * sizeof(struct ckpt_run));
+	memcpy(tables + (h->strings_offset - h->regions_offset), d->strings,
+	       d->strings_len);
+	h->tables_checksum = ckpt_xxh64(tables, tables_len);
+	munmap(tables, tables_len);
+
+	h->header_checksum = 0;
+	h->header_checksum = ckpt_xxh64(h, sizeof(*h));
+	err = pwrite_all(fd, h, sizeof(*h), 0);
+	if (!err && ckpt_fsync && fdatasync(fd) < 0)
+		err = -errno;
+	return err;
+}
+
+/*
+ * A write past RLIMIT_FSIZE raises SIGXFSZ, which would kill the program
+ * once the handler's mask is lifted. Swallow it if we caused it.
+ */
+static void drop_our_sigxfsz(int was_pending)
+{
+	sigset_t set;
+	struct timespec zero = { 0, 0 };
+
+	if (was_pending)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGXFSZ);
+	syscall(SYS_rt_sigtimedwait, &set, NULL, &zero, 8);
+}
+
+static int sigxfsz_pending(void)
+{
+	uint64_t pending = 0;
+
+	syscall(SYS_rt_sigpending, &pending, 8);
+	return (pending >> (SIGXFSZ - 1)) & 1;
+}
+
+/* Write the image to a temporary file and rename it into place. */
+static int checkpoint(const ucontext_t *uc, int sig)
+{
+	struct dump *d;
+	int fd, err, xfsz_before = sigxfsz_pending();
+	size_t n;
+
+	/* The tmp name: "<image>.tmp.<pid>", built without snprintf. */
+	n = strlen(ckpt_image_path);
+	memcpy(ckpt_tmp_path, ckpt_image_path, n);
+	{
+		struct logbuf lb = { .len = 0 };
+
+		lb_str(&lb, ".tmp.");
+		lb_num(&lb, (unsigned long long)getpid());
+		memcpy(ckpt_tmp_path + n, lb.buf, lb.len);
+		ckpt_tmp_path[n + lb.len] = '\0';
+	}
+
+	d = scratch_map(sizeof(*d));
+	if (!d) {
+		ckpt_log("cannot checkpoint: out of memory", NULL, ENOMEM);
+		return ENOMEM;
+	}
+	d->pagemap_fd = -1;
+
+	fd = open(ckpt_tmp_path,
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		err = errno;
+		ckpt_log("cannot create", ckpt_tmp_path, err);
+		goto out_free;
+	}
+	if (fchmod(fd, 0600) < 0) { /* whatever the umask: it is all our memory */
+		err = errno;
+		ckpt_log("cannot chmod", ckpt_tmp_path, err);
+		goto out_unlink;
+	}
+	err = -collect(d, uc, sig);
+	if (err) {
+		ckpt_log("cannot read the process's memory map", NULL, err);
+		goto out_unlink;
+	}
+	err = -write_image(d, fd);
+	if (err) {
+		ckpt_log("cannot write", ckpt_tmp_path, err);
+		goto out_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		err = errno;
+		ckpt_log("cannot write", ckpt_tmp_path, err);
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(ckpt_tmp_path, ckpt_image_path) < 0) {
+		err = errno;
+		ckpt_log("cannot rename the image to", ckpt_image_path, err);
+		goto out_unlink;
+	}
+	if (ckpt_verbose)
+		ckpt_log("image written to", ckpt_image_path, 0);
+	goto out_free;
+
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(ckpt_tmp_path);
+out_free:
+	drop_our_sigxfsz(xfsz_before);
+	dump_free(d);
+	munmap(d, sizeof(*d));
+	return err;
+}
+
+static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
+{
+	int saved_errno = errno;
+	int nthreads;
+	long err;
+
+	(void)si;
+	nthreads = thread_count();
+	if (nthreads != 1) {
+		ckpt_log("refusing to checkpoint: the process has more than one "
+			 "thread (only single-threaded programs are supported)",
+			 NULL, 0);
+		ckpt_image_done(EBUSY, ckpt_image_path);
+		errno = saved_errno;
+		return;
+	}
+	if (ckpt_save_resume(&ckpt_resume_ctx) == 0) {
+		err = checkpoint(ucv, sig);
+		ckpt_image_done(err, ckpt_image_path);
+	}
+	/* Both after the checkpoint and after a restart: return through the
+	 * kernel's signal frame, which holds every register of the program. */
+	errno = saved_errno;
+}
+
+/* ---- the program's view of the checkpoint signal ---------------------- */
+
+/*
+ * The checkpoint signal belongs to us. A program that installs its own
+ * handler for it, or blocks it, is told it succeeded, and reads back what
+ * it set; the real disposition and mask stay ours. (Its handler is
+ * therefore never called: choose another CKPT_SIGNAL for such programs.)
+ */
+CKPT_EXPORT int sigaction(int sig, const struct sigaction *act,
+			  struct sigaction *old)
+{
+	if (!real_sigaction)
+		real_sigaction = dlsym(RTLD_NEXT, "sigaction");
+	if (!ckpt_armed || sig != ckpt_signo)
+		return real_sigaction(sig, act, old);
+	if (old)
+		*old = ckpt_prog_action;
+	if (act)
+		ckpt_prog_action = *act;
+	return 0;
+}
+
+static __sighandler_t install_simple(int sig, __sighandler_t handler, int flags)
+{
+	struct sigaction act, old;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = handler;
+	act.sa_flags = flags;
+	sigemptyset(&act.sa_mask);
+	if (!(flags & SA_NODEFER))
+		sigaddset(&act.sa_mask, sig);
+	if (sigaction(sig, &act, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* glibc's signal() calls its internal sigaction, which we cannot see. */
+CKPT_EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
+{
+	return install_simple(sig, handler, SA_RESTART);
+}
+
+CKPT_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t handler)
+{
+	return install_simple(sig, handler, SA_RESTART);
+}
+
+CKPT_EXPORT __sighandler_t sysv_signal(int sig, __sighandler_t handler)
+{
+	return install_simple(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+static int filter_mask(int (*real)(int, const sigset_t *, sigset_t *), int how,
+		       const sigset_t *set, sigset_t *old)
+{
+	sigset_t mine;
+	int was_blocked = ckpt_prog_blocked, ret;
+
+	if (!ckpt_armed)
+		return real(how, set, old);
+	if (set) {
+		mine = *set;
+		if (sigismember(&mine, ckpt_signo)) {
+			if (how == SIG_BLOCK || how == SIG_SETMASK)
+				ckpt_prog_blocked = 1;
+			else if (how == SIG_UNBLOCK)
+				ckpt_prog_blocked = 0;
+			sigdelset(&mine, ckpt_signo);
+		} else if (how == SIG_SETMASK) {
+			ckpt_prog_blocked = 0;
+		}
+	}
+	ret = real(how, set ? &mine : NULL, old);
+	if (ret == 0 && old) {
+		if (was_blocked)
+			sigaddset(old, ckpt_signo);
+		else
+			sigdelset(old, ckpt_signo);
+	}
+	return ret;
+}
+
+CKPT_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	if (!real_sigprocmask)
+		real_sigprocmask = dlsym(RTLD_NEXT, "sigprocmask");
+	return filter_mask(real_sigprocmask, how, set, old);
+}
+
+CKPT_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	if (!real_pthread_sigmask)
+		real_pthread_sigmask = dlsym(RTLD_NEXT, "pthread_sigmask");
+	return filter_mask(real_pthread_sigmask, how, set, old);
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+/* "12", "USR2", "SIGUSR2", "RTMIN+3" -> signal number, or 0. */
+static int parse_signal(const char *s)
+{
+	static const struct {
+		const char *name;
+		int num;
+	} names[] = {
+		{ "HUP", SIGHUP },   { "INT", SIGINT },   { "QUIT", SIGQUIT },
+		{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "ALRM", SIGALRM },
+		{ "TERM", SIGTERM }, { "PWR", SIGPWR },	  { "URG", SIGURG },
+		{ "XCPU", SIGXCPU }, { "WINCH", SIGWINCH },
+	};
+	char *end;
+	long v;
+	size_t i;
+
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	if (strncmp(s, "RTMIN", 5) == 0) {
+		v = s[5] == '+' ? strtol(s + 6, &end, 10) : 0;
+		if (s[5] && (s[5] != '+' || *end))
+			return 0;
+		v += SIGRTMIN;
+		return v <= SIGRTMAX ? (int)v : 0;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0)
+			return names[i].num;
+	v = strtol(s, &end, 10);
+	if (*s && !*end && v > 0 && v <= SIGRTMAX && v != SIGKILL &&
+	    v != SIGSTOP)
+		return (int)v;
+	return 0;
+}
+
+__attribute__((constructor)) static void ckpt_init(void)
+{
+	const char *image = getenv("CKPT_IMAGE");
+	const char *signame = getenv("CKPT_SIGNAL");
+	const char *flag;
+	struct sigaction act;
+
+	real_sigaction = dlsym(RTLD_NEXT, "sigaction");
+	real_sigprocmask = dlsym(RTLD_NEXT, "sigprocmask");
+	real_pthread_sigmask = dlsym(RTLD_NEXT, "pthread_sigmask");
+	if (!real_sigaction || !real_sigprocmask || !real_pthread_sigmask) {
+		ckpt_log("cannot find libc's signal functions; not armed", NULL, 0);
+		return;
+	}
+	if (!image || !*image)
+		image = "myckpt";
+	if (strlen(image) >= sizeof(ckpt_image_path)) {
+		ckpt_log("CKPT_IMAGE is too long; not armed", NULL, 0);
+		return;
+	}
+	strcpy(ckpt_image_path, image);
+	if (signame && *signame) {
+		ckpt_signo = parse_signal(signame);
+		if (!ckpt_signo) {
+			ckpt_log("CKPT_SIGNAL is not a signal name or number "
+				 "(try USR2 or RTMIN+3); not armed:",
+				 signame, 0);
+			return;
+		}
+	}
+	flag = getenv("CKPT_FSYNC");
+	ckpt_fsync = flag && *flag && *flag != '0';
+	flag = getenv("CKPT_VERBOSE");
+	ckpt_verbose = flag && *flag && *flag != '0';
+
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = ckpt_handler;
+	act.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&act.sa_mask);
+	if (real_sigaction(ckpt_signo, &act, NULL) < 0) {
+		ckpt_log("cannot install the checkpoint signal handler", NULL,
+			 errno);
+		return;
+	}
+	ckpt_prog_action.sa_handler = SIG_DFL;
+	ckpt_armed = 1;
+}

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * myrestart.c - restart a program from an extckpt image:
+ *
+ *   myrestart IMAGE
+ *
+ * A static binary linked at 0x5000000, away from where programs usually
+ * live. Up to its point of no return it is ordinary C: it maps the image,
+ * validates every byte of it (header, tables, each region's checksum),
+ * checks that the files to re-map are unchanged and the kernel's vDSO has
+ * the same shape, and finds a hole in the image's address space for the
+ * restore blob. Any failure there is one line on stderr and a distinct exit
+ * status (CKPT_EXIT_* in ckpt_image.h); the caller's terminal is untouched.
+ *
+ * Then it copies the blob (restore_blob.c) into the hole and jumps to it.
+ * The blob unmaps all of myrestart, moves the vDSO, maps the program back
+ * and enters libckpt.so's resume code: the program continues inside its
+ * checkpoint signal handler, with myrestart's pid and file descriptors.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ckpt_plan.h"
+#include "ckpt_validate.h"
+
+#define PAGE_SZ ((uint64_t)CKPT_PAGE_SIZE)
+#define BLOB_STACK (256UL << 10)
+#define RSEQ_SIG_X86 0x53053053
+
+/* The blob's code, placed by the linker in its own section (see Makefile). */
+extern char __start_ckpt_blob[], __stop_ckpt_blob[];
+
+static const char *prog = "myrestart";
+static int verbose;
+
+__attribute__((noreturn, format(printf, 2, 3))) static void
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static uint64_t page_up(uint64_t v)
+{
+	return (v + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+}
+
+struct range {
+	uint64_t start, end;
+};
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Our own mappings, with the vDSO/vvar ones picked out. */
+struct self_maps {
+	struct range *busy;
+	size_t nr_busy;
+	struct {
+		uint64_t start, end;
+	} special[CKPT_KIND_VVAR_VCLOCK + 1];
+};
+
+static void read_self_maps(struct self_maps *sm)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	size_t cap = 64;
+
+	if (!f)
+		die(CKPT_EXIT_RESOURCE, "cannot read /proc/self/maps: %s",
+		    strerror(errno));
+	memset(sm, 0, sizeof(*sm));
+	sm->busy = malloc(cap * sizeof(*sm->busy));
+	while (sm->busy && fgets(line, sizeof(line), f)) {
+		unsigned long long start, end;
+		int kind = -1;
+
+		if (sscanf(line, "%llx-%llx", &start, &end) != 2)
+			continue;
+		if (strstr(line, "[vdso]"))
+			kind = CKPT_KIND_VDSO;
+		else if (strstr(line, "[vvar_vclock]"))
+			kind = CKPT_KIND_VVAR_VCLOCK;
+		else if (strstr(line, "[vvar]"))
+			kind = CKPT_KIND_VVAR;
+		if (kind >= 0) {
+			sm->special[kind].start = start;
+			sm->special[kind].end = end;
+		}
+		if (sm->nr_busy == cap) {
+			cap *= 2;
+			sm->busy = realloc(sm->busy, cap * sizeof(*sm->busy));
+			if (!sm->busy)
+				break;
+		}
+		sm->busy[sm->nr_busy].start = start;
+		sm->busy[sm->nr_busy].end = end;
+		sm->nr_busy++;
+	}
+	fclose(f);
+	if (!sm->busy)
+		die(CKPT_EXIT_RESOURCE, "out of memory");
+}
+
+/*
+ * Find len bytes of address space that neither the image nor myrestart
+ * uses, as high as possible (far from brk heaps and from 0x5000000).
+ */
+static uint64_t find_hole(const struct ckpt_region *regs, uint64_t nr_regs,
+			  const struct self_maps *sm, uint64_t len)
+{
+	size_t n = nr_regs + sm->nr_busy, i, k = 0;
+	struct range *all = malloc((n + 1) * sizeof(*all));
+	uint64_t hole = 0, gap_end = CKPT_USER_TOP;
+
+	if (!all)
+		die(CKPT_EXIT_RESOURCE, "out of memory");
+	for (i = 0; i < nr_regs; i++) {
+		all[k].start = regs[i].start;
+		all[k++].end = regs[i].end;
+	}
+	for (i = 0; i < sm->nr_busy; i++)
+		if (sm->busy[i].start < CKPT_USER_TOP)
+			all[k++] = sm->busy[i];
+	qsort(all, k, sizeof(*all), range_cmp);
+	/* Ranges may overlap: let each end cover all that start before it. */
+	for (i = 1; i < k; i++)
+		if (all[i].end < all[i - 1].end)
+			all[i].end = all[i - 1].end;
+	/* Walk the gaps from the top down, keeping a page free either side. */
+	for (i = k; i-- > 0;) {
+		uint64_t gap_start = all[i].end + PAGE_SZ;
+
+		if (gap_end > gap_start && gap_end - gap_start >= len + PAGE_SZ) {
+			hole = (gap_end - PAGE_SZ - len) & ~(PAGE_SZ - 1);
+			break;
+		}
+		if (all[i].start < gap_end)
+			gap_end = all[i].start;
+	}
+	free(all);
+	if (!hole)
+		die(CKPT_EXIT_RESOURCE,
+		    "no free address range of %llu bytes outside the image's "
+		    "memory map to restart from",
+		    (unsigned long long)len);
+	return hole;
+}
+
+static const char *kind_name(int kind)
+{
+	return kind == CKPT_KIND_VDSO ? "[vdso]" :
+	       kind == CKPT_KIND_VVAR ? "[vvar]" : "[vvar_vclock]";
+}
+
+/* Open every mapped file, once each, and check it is the one we saved. */
+static void open_files(const unsigned char *img, int32_t *region_fd,
+		       int32_t *close_fds, int32_t *nr_close)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	uint64_t i, j;
+
+	for (i = 0; i < h->nr_regions; i++) {
+		const struct ckpt_region *r = &regs[i];
+		char path[4096];
+		struct stat st;
+		int64_t mtime;
+		int fd, want_write;
+
+		region_fd[i] = -1;
+		if (r->kind != CKPT_KIND_FILE)
+			continue;
+		want_write = (r->flags & CKPT_REGION_SHARED) && (r->prot & 2);
+		for (j = 0; j < i; j++)
+			if (region_fd[j] >= 0 && regs[j].ino == r->ino &&
+			    regs[j].dev == r->dev &&
+			    (!want_write || ((regs[j].flags & CKPT_REGION_SHARED) &&
+					     (regs[j].prot & 2))))
+				break;
+		if (j < i) {
+			region_fd[i] = region_fd[j];
+			continue;
+		}
+		ckpt_region_name(img, r, path, sizeof(path));
+		fd = open(path, (want_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		if (fd < 0)
+			die(CKPT_EXIT_MISMATCH,
+			    "cannot open %s, mapped by the program at 0x%llx: %s",
+			    path, (unsigned long long)r->start, strerror(errno));
+		if (fstat(fd, &st) < 0)
+			die(CKPT_EXIT_MISMATCH, "cannot stat %s: %s", path,
+			    strerror(errno));
+		mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
+			st.st_mtim.tv_nsec;
+		if ((uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino)
+			die(CKPT_EXIT_MISMATCH,
+			    "%s is not the file the program had mapped (it was "
+			    "replaced since the checkpoint)",
+			    path);
+		if ((uint64_t)st.st_size != r->file_size || mtime != r->mtime_ns)
+			die(CKPT_EXIT_MISMATCH,
+			    "%s changed since the checkpoint (size or "
+			    "modification time differ); restarting could corrupt "
+			    "the program",
+			    path);
+		region_fd[i] = fd;
+		close_fds[(*nr_close)++] = fd;
+	}
+}
+
+/* Our vDSO must have the same parts and sizes as the program's had. */
+static int plan_specials(const unsigned char *img, const struct self_maps *sm,
+			 struct ckpt_plan *plan, uint64_t scratch)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	uint64_t want[CKPT_KIND_VVAR_VCLOCK + 1][2] = { { 0 } };
+	uint64_t used = 0, i;
+	int kind;
+
+	for (i = 0; i < h->nr_regions; i++)
+		if (regs[i].kind >= CKPT_KIND_VDSO) {
+			want[regs[i].kind][0] = regs[i].start;
+			want[regs[i].kind][1] = regs[i].end;
+		}
+	for (kind = CKPT_KIND_VDSO; kind <= CKPT_KIND_VVAR_VCLOCK; kind++) {
+		uint64_t have = sm->special[kind].end - sm->special[kind].start;
+		uint64_t need = want[kind][1] - want[kind][0];
+		struct ckpt_special_move *m;
+
+		if (have != need)
+			die(CKPT_EXIT_MISMATCH,
+			    "the image was made under another kernel: its %s is "
+			    "%llu bytes, this kernel's is %llu; restart it on the "
+			    "kernel it was made on",
+			    kind_name(kind), (unsigned long long)need,
+			    (unsigned long long)have);
+		if (!have)
+			continue;
+		m = &plan->special[plan->nr_special++];
+		m->cur = sm->special[kind].start;
+		m->len = have;
+		m->target = want[kind][0];
+		m->scratch = scratch + used;
+		used += have;
+	}
+	return 0;
+}
+
+static void set_msgs(struct ckpt_plan *p)
+{
+	static const char *const text[CKPT_NR_MSGS] = {
+		[CKPT_MSG_PREFIX] = "myrestart: failed after the point of no return: ",
+		[CKPT_MSG_PARK] = "cannot move the vDSO aside",
+		[CKPT_MSG_UNMAP] = "cannot unmap myrestart",
+		[CKPT_MSG_VDSO] = "cannot move the vDSO into place",
+		[CKPT_MSG_MAP] = "cannot map a region",
+		[CKPT_MSG_PROTECT] = "cannot set a region's permissions",
+		[CKPT_MSG_SIGACTION] = "cannot restore the handler of signal",
+		[CKPT_MSG_MM] = "(warning, going on) cannot restore the program "
+				"break and arg/env layout, brk",
+		[CKPT_MSG_RSEQ] = "(warning, going on) cannot register rseq",
+		[CKPT_MSG_TLS] = "cannot restore the thread pointer",
+		[CKPT_MSG_AT] = " at ",
+		[CKPT_MSG_ERRNO] = ", errno ",
+		[CKPT_MSG_NEWLINE] = "\n",
+	};
+	int i;
+
+	for (i = 0; i < CKPT_NR_MSGS; i++)
+		snprintf(p->msg[i], sizeof(p->msg[i]), "%s", text[i]);
+}
+
+/*
+ * glibc registered an rseq area for our thread inside our TLS; once that
+ * memory is gone the kernel would kill us on the next preemption.
+ */
+static void unregister_own_rseq(void)
+{
+	void *area;
+
+	if (__rseq_size == 0)
+		return;
+	area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG_X86) &&
+	    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER,
+		    RSEQ_SIG_X86))
+		die(CKPT_EXIT_RESOURCE, "cannot unregister our rseq area: %s",
+		    strerror(errno));
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: myrestart [-v] IMAGE\n"
+		"Restart the program saved in IMAGE (written by libckpt.so on "
+		"its checkpoint\nsignal). The program continues with this "
+		"process's pid and its stdin,\nstdout and stderr. Exit statuses "
+		"when it cannot: see ckpt_image.h.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	const unsigned char *img;
+	const struct ckpt_header *h;
+	struct ckpt_verdict verdict;
+	struct self_maps sm;
+	struct ckpt_plan *plan;
+	struct stat st;
+	uint64_t blob_len, data_len, stack_len, special_len, image_len, total;
+	uint64_t keep, nr_regions;
+	unsigned char *base;
+	int fd, i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			verbose = 1;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			usage(stderr);
+			die(CKPT_EXIT_USAGE, "unknown option %s", argv[i]);
+		} else if (!path) {
+			path = argv[i];
+		} else {
+			die(CKPT_EXIT_USAGE, "one image at a time, please");
+		}
+	}
+	if (!path) {
+		usage(stderr);
+		die(CKPT_EXIT_USAGE, "no image given");
+	}
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die(CKPT_EXIT_OPEN, "cannot open image %s: %s", path,
+		    strerror(errno));
+	if (fstat(fd, &st) < 0)
+		die(CKPT_EXIT_OPEN, "cannot stat image %s: %s", path,
+		    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		die(CKPT_EXIT_NOT_FILE, "%s is %s, not an image file", path,
+		    S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+	if (st.st_size == 0)
+		die(CKPT_EXIT_EMPTY, "%s: the image file is empty", path);
+	image_len = page_up((uint64_t)st.st_size);
+	img = mmap(NULL, image_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (img == MAP_FAILED)
+		die(CKPT_EXIT_RESOURCE, "cannot map image %s: %s", path,
+		    strerror(errno));
+	if (ckpt_validate(img, (size_t)st.st_size, 1, &verdict))
+		die(verdict.status, "%s: %s", path, verdict.msg);
+	h = (const void *)img;
+	nr_regions = h->nr_regions;
+
+	/*
+	 * The kept range: blob code | plan, fd tables | stack | parked vDSO
+	 * | the image file. It must collide with nothing of the image.
+	 */
+	read_self_maps(&sm);
+	blob_len = page_up((uint64_t)(__stop_ckpt_blob - __start_ckpt_blob));
+	data_len = page_up(sizeof(*plan) + nr_regions * sizeof(int32_t) * 2);
+	stack_len = BLOB_STACK;
+	special_len = 0;
+	for (i = CKPT_KIND_VDSO; i <= CKPT_KIND_VVAR_VCLOCK; i++)
+		special_len += sm.special[i].end - sm.special[i].start;
+	total = blob_len + data_len + stack_len + special_len + image_len;
+	keep = find_hole((const void *)(img + h->regions_offset), nr_regions,
+			 &sm, total);
+	base = mmap((void *)keep, total, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (base != (void *)keep)
+		die(CKPT_EXIT_RESOURCE, "cannot reserve 0x%llx-0x%llx: %s",
+		    (unsigned long long)keep, (unsigned long long)(keep + total),
+		    strerror(errno));
+	if (mprotect(base, blob_len + data_len + stack_len,
+		     PROT_READ | PROT_WRITE) < 0)
+		die(CKPT_EXIT_RESOURCE, "cannot set up the restore area: %s",
+		    strerror(errno));
+	img = mremap((void *)img, image_len, image_len,
+		     MREMAP_MAYMOVE | MREMAP_FIXED, base + total - image_len);
+	if (img == MAP_FAILED)
+		die(CKPT_EXIT_RESOURCE, "cannot move the image mapping: %s",
+		    strerror(errno));
+	h = (const void *)img;
+
+	plan = (void *)(base + blob_len);
+	memset(plan, 0, sizeof(*plan));
+	plan->keep_start = keep;
+	plan->keep_end = keep + total;
+	plan->image_base = (uint64_t)(uintptr_t)img;
+	plan->image_len = image_len;
+	plan->user_top = CKPT_USER_TOP;
+	plan->verbose = verbose;
+	plan->region_fd = (int32_t *)(plan + 1);
+	plan->close_fds = plan->region_fd + nr_regions;
+	set_msgs(plan);
+	plan_specials(img, &sm, plan,
+		      keep + blob_len + data_len + stack_len);
+	open_files(img, plan->region_fd, plan->close_fds, &plan->nr_close_fds);
+	plan->close_fds[plan->nr_close_fds++] = fd;
+	plan->image_fd = fd;
+
+	memcpy(base, __start_ckpt_blob,
+	       (size_t)(__stop_ckpt_blob - __start_ckpt_blob));
+	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0)
+		die(CKPT_EXIT_RESOURCE, "cannot make the restore code executable: %s",
+		    strerror(errno));
+	if (verbose)
+		fprintf(stderr,
+			"myrestart: %s: %llu regions, %llu bytes stored; "
+			"restoring from 0x%llx\n",
+			path, (unsigned long long)nr_regions,
+			(unsigned long long)h->data_size,
+			(unsigned long long)keep);
+	fflush(stdout);
+	fflush(stderr);
+
+	/* The point of no return. */
+	unregister_own_rseq();
+	{
+		uint64_t entry = keep + (uint64_t)((char *)ckpt_blob_main -
+						   __start_ckpt_blob);
+		uint64_t sp = keep + blob_len + data_len + stack_len - 64;
+
+		__asm__ volatile("mov %0, %%rsp\n\t"
+				 "xor %%ebp, %%ebp\n\t"
+				 "call *%2"
+				 :
+				 : "r"(sp), "D"(plan), "r"(entry)
+				 : "memory");
+	}
+	__builtin_unreachable();
+}
