@@ -59,6 +59,13 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static int (*real_sigprocmask)(int, const sigset_t *, sigset_t *);
 static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
 
+/*
+ * Bumped each time the checkpoint signal interrupts a system call that the
+ * kernel will not restart (poll, select, nanosleep... fail with EINTR even
+ * under SA_RESTART). The wrappers in eintr.c retry those calls.
+ */
+__attribute__((visibility("hidden"))) volatile unsigned ckpt_eintr_gen;
+
 /* What the program believes about the checkpoint signal (see sigaction()). */
 static struct sigaction ckpt_prog_action;
 static int ckpt_prog_blocked;
@@ -958,11 +965,17 @@ out_free:
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
+	const ucontext_t *uc = ucv;
 	int saved_errno = errno;
 	int nthreads;
 	long err;
 
 	(void)si;
+	/* After a syscall instruction rcx holds the return address: rax ==
+	 * -EINTR there means we cut a non-restartable call short. */
+	if (uc->uc_mcontext.gregs[REG_RAX] == -EINTR &&
+	    uc->uc_mcontext.gregs[REG_RCX] == uc->uc_mcontext.gregs[REG_RIP])
+		ckpt_eintr_gen++;
 	nthreads = thread_count();
 	if (nthreads != 1) {
 		ckpt_log("refusing to checkpoint: the process has more than one "

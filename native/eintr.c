@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * eintr.c - the program must never notice a checkpoint. A handler that runs
+ * while the program sleeps in poll(), select(), epoll_wait(), nanosleep(),
+ * pause() and a few more makes the kernel return EINTR, SA_RESTART or not
+ * (see signal(7)). These wrappers retry such a call when the EINTR was ours
+ * (the handler bumps ckpt_eintr_gen), with the time that was left: the
+ * approach DMTCP takes. A signal of the program's own arriving in the same
+ * instant is then absorbed too; calls made from inside libc are not seen.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CKPT_EXPORT __attribute__((visibility("default")))
+
+extern volatile unsigned ckpt_eintr_gen;
+
+#define REAL(name)                                                          \
+	static __typeof__(name) *real;                                      \
+	if (!real)                                                          \
+		real = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+
+/* Was this failure our checkpoint's doing (since generation gen)? */
+static int ours(int failed, unsigned gen)
+{
+	return failed && errno == EINTR && gen != ckpt_eintr_gen;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Time left until deadline, never more than the whole wait (a restart on
+ * another boot has another monotonic clock) and never negative.
+ */
+static int64_t left_ns(int64_t deadline, int64_t whole)
+{
+	int64_t left = deadline - now_ns();
+
+	return left < 0 ? 0 : left > whole ? whole : left;
+}
+
+static int left_ms(int timeout_ms, int64_t deadline)
+{
+	if (timeout_ms < 0)
+		return timeout_ms;
+	return (int)((left_ns(deadline, (int64_t)timeout_ms * 1000000) +
+		      999999) / 1000000);
+}
+
+static struct timespec to_ts(int64_t ns)
+{
+	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+
+	return ts;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+CKPT_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	int64_t deadline = timeout > 0 ? now_ns() + timeout * 1000000LL : 0;
+	unsigned gen;
+	int ret;
+
+	REAL(poll);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(fds, n, timeout);
+		timeout = left_ms(timeout, deadline);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+		      const sigset_t *mask)
+{
+	int64_t whole = tmo ? ts_ns(tmo) : 0, deadline = now_ns() + whole;
+	struct timespec left, *lp = tmo ? &left : NULL;
+	unsigned gen;
+	int ret;
+
+	REAL(ppoll);
+	if (tmo)
+		left = *tmo;
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(fds, n, lp, mask);
+		if (tmo)
+			left = to_ts(left_ns(deadline, whole));
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+/* Linux's select() updates *tv to the time left, EINTR included. */
+CKPT_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e,
+		       struct timeval *tv)
+{
+	unsigned gen;
+	int ret;
+
+	REAL(select);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(n, r, w, e, tv);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e,
+			const struct timespec *tmo, const sigset_t *mask)
+{
+	int64_t whole = tmo ? ts_ns(tmo) : 0, deadline = now_ns() + whole;
+	struct timespec left, *lp = tmo ? &left : NULL;
+	unsigned gen;
+	int ret;
+
+	REAL(pselect);
+	if (tmo)
+		left = *tmo;
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(n, r, w, e, lp, mask);
+		if (tmo)
+			left = to_ts(left_ns(deadline, whole));
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int epoll_wait(int ep, struct epoll_event *ev, int max, int timeout)
+{
+	int64_t deadline = timeout > 0 ? now_ns() + timeout * 1000000LL : 0;
+	unsigned gen;
+	int ret;
+
+	REAL(epoll_wait);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(ep, ev, max, timeout);
+		timeout = left_ms(timeout, deadline);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int epoll_pwait(int ep, struct epoll_event *ev, int max,
+			    int timeout, const sigset_t *mask)
+{
+	int64_t deadline = timeout > 0 ? now_ns() + timeout * 1000000LL : 0;
+	unsigned gen;
+	int ret;
+
+	REAL(epoll_pwait);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(ep, ev, max, timeout, mask);
+		timeout = left_ms(timeout, deadline);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+	struct timespec left = *req, mine;
+	unsigned gen;
+	int ret;
+
+	REAL(nanosleep);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(&left, &mine);
+		left = mine; /* the kernel's own count of what is left */
+	} while (ours(ret < 0, gen));
+	if (ret < 0 && rem)
+		*rem = mine;
+	return ret;
+}
+
+/* clock_nanosleep returns the error instead of setting errno. */
+CKPT_EXPORT int clock_nanosleep(clockid_t clk, int flags,
+				const struct timespec *req, struct timespec *rem)
+{
+	struct timespec left = *req, mine;
+	unsigned gen;
+	int ret;
+
+	REAL(clock_nanosleep);
+	for (;;) {
+		gen = ckpt_eintr_gen;
+		ret = real(clk, flags, &left, &mine);
+		if (ret != EINTR || gen == ckpt_eintr_gen)
+			break;
+		if (!(flags & TIMER_ABSTIME))
+			left = mine;
+	}
+	if (ret == EINTR && rem && !(flags & TIMER_ABSTIME))
+		*rem = mine;
+	return ret;
+}
+
+/* sleep() and usleep() call nanosleep inside libc, out of our sight. */
+CKPT_EXPORT unsigned sleep(unsigned seconds)
+{
+	struct timespec req = { seconds, 0 }, rem;
+
+	if (nanosleep(&req, &rem) < 0)
+		return (unsigned)rem.tv_sec + (rem.tv_nsec > 0);
+	return 0;
+}
+
+CKPT_EXPORT int usleep(useconds_t usec)
+{
+	struct timespec req = { usec / 1000000, (long)(usec % 1000000) * 1000 };
+
+	return nanosleep(&req, NULL);
+}
+
+CKPT_EXPORT int pause(void)
+{
+	unsigned gen;
+	int ret;
+
+	REAL(pause);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real();
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int sigsuspend(const sigset_t *mask)
+{
+	unsigned gen;
+	int ret;
+
+	REAL(sigsuspend);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(mask);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
+			     const struct timespec *tmo)
+{
+	int64_t whole = tmo ? ts_ns(tmo) : 0, deadline = now_ns() + whole;
+	struct timespec left, *lp = tmo ? &left : NULL;
+	unsigned gen;
+	int ret;
+
+	REAL(sigtimedwait);
+	if (tmo)
+		left = *tmo;
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(set, info, lp);
+		if (tmo)
+			left = to_ts(left_ns(deadline, whole));
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+	return sigtimedwait(set, info, NULL);
+}
