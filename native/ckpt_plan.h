@@ -47,6 +47,7 @@ struct ckpt_plan {
 	uint64_t image_len;
 	uint64_t user_top;   /* unmap everything below this but keep */
 	int32_t image_fd;
+	int32_t exe_fd; /* the program's executable, or -1 */
 	int32_t nr_special;
 	struct ckpt_special_move special[3];
 	int32_t *region_fd; /* per region: the file to map, or -1 */

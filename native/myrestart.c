@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -167,6 +168,21 @@ static uint64_t find_hole(const struct ckpt_region *regs, uint64_t nr_regs,
 		    "memory map to restart from",
 		    (unsigned long long)len);
 	return hole;
+}
+
+/* The program's executable, for /proc/PID/exe; -1 if it is gone. */
+static int open_exe(const unsigned char *img)
+{
+	const struct ckpt_header *h = (const void *)img;
+	char path[4096];
+	size_t n = h->exe_name_len < sizeof(path) - 1 ? h->exe_name_len :
+							 sizeof(path) - 1;
+
+	if (!n)
+		return -1;
+	memcpy(path, img + h->strings_offset + h->exe_name_offset, n);
+	path[n] = '\0';
+	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
 static const char *kind_name(int kind)
@@ -384,7 +400,7 @@ int main(int argc, char **argv)
 	 */
 	read_self_maps(&sm);
 	blob_len = page_up((uint64_t)(__stop_ckpt_blob - __start_ckpt_blob));
-	data_len = page_up(sizeof(*plan) + nr_regions * sizeof(int32_t) * 2);
+	data_len = page_up(sizeof(*plan) + (nr_regions * 2 + 2) * sizeof(int32_t));
 	stack_len = BLOB_STACK;
 	special_len = 0;
 	for (i = CKPT_KIND_VDSO; i <= CKPT_KIND_VVAR_VCLOCK; i++)
@@ -419,12 +435,16 @@ int main(int argc, char **argv)
 	plan->verbose = verbose;
 	plan->region_fd = (int32_t *)(plan + 1);
 	plan->close_fds = plan->region_fd + nr_regions;
+	plan->exe_fd = -1;
 	set_msgs(plan);
 	plan_specials(img, &sm, plan,
 		      keep + blob_len + data_len + stack_len);
 	open_files(img, plan->region_fd, plan->close_fds, &plan->nr_close_fds);
 	plan->close_fds[plan->nr_close_fds++] = fd;
 	plan->image_fd = fd;
+	plan->exe_fd = open_exe(img);
+	if (plan->exe_fd >= 0)
+		plan->close_fds[plan->nr_close_fds++] = plan->exe_fd;
 
 	memcpy(base, __start_ckpt_blob,
 	       (size_t)(__stop_ckpt_blob - __start_ckpt_blob));
@@ -440,6 +460,19 @@ int main(int argc, char **argv)
 			(unsigned long long)keep);
 	fflush(stdout);
 	fflush(stderr);
+
+	/* ps and pgrep should name the program, not us (comm is 15 bytes). */
+	if (h->exe_name_len) {
+		const char *exe = (const char *)img + h->strings_offset +
+				  h->exe_name_offset;
+		const char *slash = memrchr(exe, '/', h->exe_name_len);
+		size_t off = slash ? (size_t)(slash + 1 - exe) : 0;
+		char comm[16] = { 0 };
+
+		memcpy(comm, exe + off,
+		       h->exe_name_len - off < 15 ? h->exe_name_len - off : 15);
+		prctl(PR_SET_NAME, comm);
+	}
 
 	/* The point of no return. */
 	unregister_own_rseq();

@@ -220,9 +220,18 @@ void ckpt_blob_main(struct ckpt_plan *p)
 	mm.env_end = h->mm.env_end;
 	mm.auxv = (__u64 *)(uintptr_t)h->mm.auxv;
 	mm.auxv_size = (uint32_t)h->mm.auxv_size;
-	mm.exe_fd = (uint32_t)-1;
-	ret = sys6(__NR_prctl, PR_SET_MM, PR_SET_MM_MAP, (long)&mm, sizeof(mm),
-		   0, 0);
+	/* /proc/PID/exe back to the program: allowed with
+	 * CAP_CHECKPOINT_RESTORE once no mapping of myrestart is left. */
+	mm.exe_fd = (uint32_t)p->exe_fd;
+	ret = -1;
+	if (p->exe_fd >= 0)
+		ret = sys6(__NR_prctl, PR_SET_MM, PR_SET_MM_MAP, (long)&mm,
+			   sizeof(mm), 0, 0);
+	if (ret) {
+		mm.exe_fd = (uint32_t)-1;
+		ret = sys6(__NR_prctl, PR_SET_MM, PR_SET_MM_MAP, (long)&mm,
+			   sizeof(mm), 0, 0);
+	}
 	if (ret)
 		warn(p, CKPT_MSG_MM, h->mm.brk, ret);
 
