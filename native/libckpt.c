@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h> /* rename() only */
@@ -32,6 +33,7 @@
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -46,11 +48,17 @@
 /* Hash and write in chunks that stay in L2: the write's copy reads cached data. */
 #define WRITE_CHUNK (1UL << 20)
 #define RSEQ_SIG_X86 0x53053053
+/* Stack of the go-between process of forked checkpointing. */
+#define WRITER_STACK (256UL << 10)
 
 /* ---- state set up by the constructor --------------------------------- */
 
+/* The forked writer's stack while it exists: not part of any image. */
+static uint64_t ckpt_writer_stack;
+
 static int ckpt_signo = SIGUSR2;
 static int ckpt_fsync;
+static int ckpt_fork;
 static int ckpt_verbose;
 static char ckpt_image_path[PATH_MAX];
 static char ckpt_tmp_path[PATH_MAX + 32];
@@ -136,12 +144,16 @@ __asm__(".text\n"
 /*
  * A tracer (extckpt attach) puts a breakpoint here: when it is hit, the image
  * at path is complete (err == 0) or the checkpoint failed with errno err, and
- * the process is still inside the handler, its memory as in the image.
+ * the process is still inside the handler, its memory as in the image. With
+ * forked checkpointing (CKPT_FORK=1), writer is the pid of the process still
+ * writing the image (a copy of this one, frozen at the fork): the image is
+ * complete when it has exited and the file exists. Otherwise writer is 0.
  */
 CKPT_EXPORT __attribute__((noinline)) void ckpt_image_done(long err,
-							    const char *path)
+							    const char *path,
+							    long writer)
 {
-	__asm__ volatile("" : : "r"(err), "r"(path) : "memory");
+	__asm__ volatile("" : : "r"(err), "r"(path), "r"(writer) : "memory");
 }
 
 /* ---- async-signal-safe logging --------------------------------------- */
@@ -440,31 +452,44 @@ orphan:
 	r->file_offset = 0;
 }
 
-/* Add region [start, end) described by one maps line, minus our buffer. */
-static void add_region(struct dump *d, const struct ckpt_region *tmpl)
+/* Add r, minus [lo, hi) if that is inside it, to the table. */
+static void add_region_minus(struct dump *d, const struct ckpt_region *r,
+			     uint64_t lo, uint64_t hi, int depth)
 {
-	uint64_t skip_lo = (uint64_t)(uintptr_t)d->maps;
-	uint64_t skip_hi = skip_lo + d->maps_cap;
-	struct ckpt_region parts[2];
-	int n = 0, i;
+	struct ckpt_region part;
 
-	/* The maps buffer may have merged with a neighbouring mapping. */
-	if (tmpl->end <= skip_lo || tmpl->start >= skip_hi) {
-		parts[n++] = *tmpl;
-	} else {
-		if (tmpl->start < skip_lo) {
-			parts[n] = *tmpl;
-			parts[n++].end = skip_lo;
-		}
-		if (tmpl->end > skip_hi) {
-			parts[n] = *tmpl;
-			if (parts[n].kind == CKPT_KIND_FILE)
-				parts[n].file_offset += skip_hi - tmpl->start;
-			parts[n++].start = skip_hi;
-		}
+	if (r->end <= lo || r->start >= hi) {
+		if (depth == 0 && ckpt_writer_stack)
+			/* second pass: the forked writer's stack */
+			add_region_minus(d, r, ckpt_writer_stack,
+					 ckpt_writer_stack + WRITER_STACK, 1);
+		else if (d->nr_regions < d->regions_cap)
+			d->regions[d->nr_regions++] = *r;
+		return;
 	}
-	for (i = 0; i < n && d->nr_regions < d->regions_cap; i++)
-		d->regions[d->nr_regions++] = parts[i];
+	if (r->start < lo) {
+		part = *r;
+		part.end = lo;
+		add_region_minus(d, &part, lo, hi, depth);
+	}
+	if (r->end > hi) {
+		part = *r;
+		if (part.kind == CKPT_KIND_FILE)
+			part.file_offset += hi - r->start;
+		part.start = hi;
+		add_region_minus(d, &part, lo, hi, depth);
+	}
+}
+
+/*
+ * Add the region of one maps line, less our own buffers: they may have
+ * merged with a neighbouring mapping of the program's.
+ */
+static void add_region(struct dump *d, const struct ckpt_region *r)
+{
+	uint64_t lo = (uint64_t)(uintptr_t)d->maps;
+
+	add_region_minus(d, r, lo, lo + d->maps_cap, 0);
 }
 
 static int parse_maps(struct dump *d)
@@ -640,7 +665,8 @@ static int scan_region(struct dump *d, struct ckpt_region *r)
 }
 
 /* Registers, handlers, mm layout: everything but the memory itself. */
-static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig)
+static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig,
+				  pid_t pid)
 {
 	struct ckpt_header *h = &d->hdr;
 	char buf[1024];
@@ -656,7 +682,7 @@ static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig)
 	h->page_size = CKPT_PAGE_SIZE;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	h->created_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	h->pid = getpid();
+	h->pid = pid;
 	h->signo = (uint32_t)sig;
 	h->resume_entry = (uint64_t)(uintptr_t)&ckpt_restart_entry;
 	h->resume_stack = ckpt_resume_ctx.rsp;
@@ -724,7 +750,7 @@ static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig)
 	}
 }
 
-static int collect(struct dump *d, const ucontext_t *uc, int sig)
+static int collect(struct dump *d, const ucontext_t *uc, int sig, pid_t pid)
 {
 	size_t i;
 	int err;
@@ -735,7 +761,7 @@ static int collect(struct dump *d, const ucontext_t *uc, int sig)
 	err = parse_maps(d);
 	if (err)
 		return err;
-	collect_process_state(d, uc, sig);
+	collect_process_state(d, uc, sig, pid);
 
 	d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (d->pagemap_fd < 0)
@@ -889,7 +915,7 @@ static int sigxfsz_pending(void)
 }
 
 /* Write the image to a temporary file and rename it into place. */
-static int checkpoint(const ucontext_t *uc, int sig)
+static int checkpoint(const ucontext_t *uc, int sig, pid_t pid)
 {
 	struct dump *d;
 	int fd, err, xfsz_before = sigxfsz_pending();
@@ -902,7 +928,7 @@ static int checkpoint(const ucontext_t *uc, int sig)
 		struct logbuf lb = { .len = 0 };
 
 		lb_str(&lb, ".tmp.");
-		lb_num(&lb, (unsigned long long)getpid());
+		lb_num(&lb, (unsigned long long)pid);
 		memcpy(ckpt_tmp_path + n, lb.buf, lb.len);
 		ckpt_tmp_path[n + lb.len] = '\0';
 	}
@@ -926,7 +952,7 @@ static int checkpoint(const ucontext_t *uc, int sig)
 		ckpt_log("cannot chmod", ckpt_tmp_path, err);
 		goto out_unlink;
 	}
-	err = -collect(d, uc, sig);
+	err = -collect(d, uc, sig, pid);
 	if (err) {
 		ckpt_log("cannot read the process's memory map", NULL, err);
 		goto out_unlink;
@@ -963,6 +989,76 @@ out_free:
 	return err;
 }
 
+struct fork_args {
+	const ucontext_t *uc;
+	int sig;
+	pid_t self;
+	long writer; /* set by the go-between: the writer's pid or -errno */
+};
+
+/*
+ * The go-between runs in our memory (CLONE_VM) on a stack of its own while
+ * we wait (CLONE_VFORK). It forks the writer - the one copy of the page
+ * tables we pay for - and exits at once. The writer is then nobody's child
+ * to reap: the program sees no SIGCHLD and keeps no zombie.
+ */
+static int go_between(void *arg)
+{
+	struct fork_args *fa = arg;
+	/* exit signal 0: nobody is told when the writer ends. */
+	long pid = syscall(SYS_clone, 0UL, NULL, NULL, NULL, 0UL);
+
+	if (pid == 0) {
+		/* The writer: our memory as it was at the fork, frozen. Its
+		 * own session, so a Ctrl-C meant for the program does not cut
+		 * the image short. */
+		setsid();
+		syscall(SYS_exit_group,
+			checkpoint(fa->uc, fa->sig, fa->self) ? 1 : 0);
+	}
+	fa->writer = pid < 0 ? -errno : pid;
+	return 0;
+}
+
+/*
+ * Forked checkpointing: a copy-on-write copy of the process writes the
+ * image while the program goes on at once; the pause is one fork's worth of
+ * page-table copying.
+ */
+static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
+{
+	struct fork_args fa = { uc, sig, getpid(), -EAGAIN };
+	char *stack;
+	long child;
+	int status, err = 0;
+
+	stack = scratch_map(WRITER_STACK);
+	if (!stack) {
+		ckpt_log("cannot fork the image writer", NULL, ENOMEM);
+		return ENOMEM;
+	}
+	ckpt_writer_stack = (uint64_t)(uintptr_t)stack;
+	child = clone(go_between, stack + WRITER_STACK, CLONE_VM | CLONE_VFORK,
+		      &fa);
+	if (child < 0) {
+		err = errno;
+	} else {
+		while (syscall(SYS_wait4, child, &status, __WALL, NULL) < 0 &&
+		       errno == EINTR)
+			;
+		if (fa.writer < 0)
+			err = (int)-fa.writer;
+	}
+	ckpt_writer_stack = 0;
+	munmap(stack, WRITER_STACK);
+	if (err) {
+		ckpt_log("cannot fork the image writer", NULL, err);
+		return err;
+	}
+	*writer = (pid_t)fa.writer;
+	return 0;
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -981,13 +1077,18 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		ckpt_log("refusing to checkpoint: the process has more than one "
 			 "thread (only single-threaded programs are supported)",
 			 NULL, 0);
-		ckpt_image_done(EBUSY, ckpt_image_path);
+		ckpt_image_done(EBUSY, ckpt_image_path, 0);
 		errno = saved_errno;
 		return;
 	}
 	if (ckpt_save_resume(&ckpt_resume_ctx) == 0) {
-		err = checkpoint(ucv, sig);
-		ckpt_image_done(err, ckpt_image_path);
+		pid_t writer = 0;
+
+		if (ckpt_fork)
+			err = checkpoint_forked(uc, sig, &writer);
+		else
+			err = checkpoint(uc, sig, getpid());
+		ckpt_image_done(err, ckpt_image_path, writer);
 	}
 	/* Both after the checkpoint and after a restart: return through the
 	 * kernel's signal frame, which holds every register of the program. */
@@ -1162,6 +1263,8 @@ __attribute__((constructor)) static void ckpt_init(void)
 	ckpt_fsync = flag && *flag && *flag != '0';
 	flag = getenv("CKPT_VERBOSE");
 	ckpt_verbose = flag && *flag && *flag != '0';
+	flag = getenv("CKPT_FORK");
+	ckpt_fork = flag && *flag && *flag != '0';
 
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = ckpt_handler;
