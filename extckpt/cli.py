@@ -1,0 +1,448 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The ``extckpt`` command: a thin click layer over the API.
+
+Each command parses its options, calls one API function and formats the
+result: text for people, ``--json`` for scripts. An ``ExtckptError`` becomes
+``extckpt: <message>`` plus its hint on stderr and its exit code; any other
+exception is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import __version__
+from .attach import AttachResult
+from .attach import attach as api_attach
+from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError
+from .launch import restart as api_restart
+from .launch import run as api_run
+from .show import ImageInfo
+from .show import show as api_show
+from .verify import VerifyResult
+from .verify import verify as api_verify
+
+PROGRESS_MIN = 256 << 20  # show a progress bar for images larger than this
+
+
+def human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError
+
+
+def _json_default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    raise TypeError(type(o).__name__)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, default=_json_default, indent=2))
+
+
+def handle_errors(
+    error_exit: Callable[[ExtckptError], int] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn ExtckptError into a message, a hint and an exit code."""
+
+    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return f(*args, **kwargs)
+            except ExtckptError as e:
+                code = error_exit(e) if error_exit else int(e.exit_code)
+                if kwargs.get("as_json"):
+                    emit_json(
+                        {
+                            "error": e.message,
+                            "hint": e.hint,
+                            "kind": type(e).__name__,
+                            "exit_code": code,
+                        }
+                    )
+                click.echo(f"extckpt: {e.message}", err=True)
+                if e.hint:
+                    click.echo(f"  {e.hint}", err=True)
+                sys.exit(code)
+            except KeyboardInterrupt:
+                click.echo("extckpt: interrupted", err=True)
+                sys.exit(130)
+
+        return wrapper
+
+    return deco
+
+
+class _Progress:
+    """A click progress bar on a terminal, created at the first report once
+    the total is known and large enough to be worth it."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total < PROGRESS_MIN:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="comparing", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _progress() -> _Progress:
+    return _Progress(sys.stderr.isatty())
+
+
+# ---- the group -----------------------------------------------------------
+
+
+@click.group(
+    help=f"""Checkpoint and restart unmodified single-threaded Linux x86-64 programs.
+
+\b
+Start a program so that it can be checkpointed, checkpoint it from outside,
+check the image against the live process, restart it later:
+\b
+  extckpt run --image /tmp/prog.ckpt -- ./prog arg1
+  extckpt attach PID            # writes /tmp/prog.ckpt, verifies it
+  extckpt show /tmp/prog.ckpt
+  extckpt restart /tmp/prog.ckpt
+
+{EXIT_CODE_HELP}
+""",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="extckpt")
+def main() -> None:
+    pass
+
+
+# ---- run -----------------------------------------------------------------
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    help=f"""Run PROG so that it can be checkpointed.
+
+\b
+Replaces extckpt with PROG (same pid, same terminal), with the bundled
+libckpt.so first in LD_PRELOAD, CKPT_IMAGE set to the image's absolute path
+and CKPT_SIGNAL to the trigger signal. Then `extckpt attach PID`, or
+`kill -USR2 PID`, writes the image.
+\b
+Example:
+  extckpt run --image /tmp/counter.ckpt -- ./counter 100
+
+{EXIT_CODE_HELP}
+""",
+)
+@click.option(
+    "--image",
+    metavar="PATH",
+    help="Where to write the image [default: $CKPT_IMAGE or ./myckpt].",
+)
+@click.option(
+    "--signal",
+    "signame",
+    metavar="SIG",
+    help="Trigger signal: a number, USR1, SIGUSR2, RTMIN+3 ... [default: USR2].",
+)
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- PROG [ARGS]...")
+@handle_errors()
+def run(image: str | None, signame: str | None, argv: tuple[str, ...]) -> None:
+    api_run(list(argv), image=image, signal=signame)
+
+
+# ---- attach --------------------------------------------------------------
+
+
+def _verify_lines(v: VerifyResult) -> list[str]:
+    lines = []
+    for r in v.differing:
+        if r.status == "missing":
+            what = "missing (in the image, not mapped now)"
+        else:
+            offs = ", ".join(f"+{o:#x}" for o in r.first_offsets)
+            what = f"{r.pages_differ} pages differ (first at {offs})"
+        notes = f"  [{'; '.join(r.notes)}]" if r.notes else ""
+        lines.append(f"  {r.start:#014x}-{r.end:#014x} {r.perms} {r.name}: {what}{notes}")
+    for x in v.extra:
+        lines.append(
+            f"  {x.start:#014x}-{x.end:#014x} {x.perms} {x.name}: extra (mapped now, not in the image)"
+        )
+    return lines
+
+
+def _expected_lines(v: VerifyResult) -> list[str]:
+    return [
+        f"  {r.start:#014x}-{r.end:#014x} {r.perms} {r.name}: {r.expected_pages} pages, {r.reason}"
+        for r in v.expected
+    ]
+
+
+def print_verify(v: VerifyResult) -> None:
+    verdict = "agrees" if v.agrees else "DIFFERS"
+    click.echo(
+        f"verify:  {verdict} ({human(v.compared_bytes)} compared in {v.seconds:.3f} s, "
+        f"{len(v.regions)} regions)"
+    )
+    diff = _verify_lines(v)
+    if diff:
+        click.echo("differences:")
+        for line in diff:
+            click.echo(line)
+    exp = _expected_lines(v)
+    if exp:
+        click.echo("expected by design (not counted):")
+        for line in exp:
+            click.echo(line)
+
+
+@main.command(
+    help=f"""Checkpoint the running process PID and wait for its image.
+
+\b
+PID must have been started with `extckpt run` (or LD_PRELOAD=libckpt.so),
+be single-threaded and not traced. extckpt holds it with ptrace (no stray
+SIGSTOP), puts a hardware breakpoint on libckpt's ckpt_image_done, sends
+the trigger signal from the process's CKPT_SIGNAL (default SIGUSR2) and
+waits until the image at its CKPT_IMAGE (default <cwd>/myckpt) is complete.
+While the process is still held it compares the image with its memory
+(--verify), then lets it go on (or kills it with --kill). On any error or
+Ctrl-C the process is released as it was.
+\b
+Examples:
+  extckpt attach 4242
+  extckpt attach --kill --json 4242
+
+{EXIT_CODE_HELP}
+""",
+)
+@click.argument("pid", type=int)
+@click.option(
+    "--image-wait",
+    type=float,
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up if the image is not complete after this long.",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Compare the image with the process while it is held.",
+)
+@click.option("--kill", is_flag=True, help="Kill the process once its image is complete.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors()
+def attach(pid: int, image_wait: float, verify: bool, kill: bool, as_json: bool) -> None:
+    bar = _progress() if not as_json else _Progress(False)
+    try:
+        r: AttachResult = api_attach(pid, image_wait=image_wait, verify=verify, kill=kill, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        emit_json(r)
+    else:
+        click.echo(f"checkpointed process {r.pid} with {r.signal} in {r.seconds:.3f} s")
+        click.echo(f"image:   {r.image}")
+        click.echo(
+            f"size:    {human(r.image_size)}, {r.regions} regions, {human(r.stored_bytes)} of memory stored"
+        )
+        if r.verify is not None:
+            print_verify(r.verify)
+        if r.killed:
+            click.echo(f"process {r.pid} killed")
+        elif r.was_stopped:
+            click.echo(f"process {r.pid} left stopped, as it was")
+    if r.verify is not None and not r.verify.agrees:
+        sys.exit(ExitCode.DIFFERS)
+
+
+# ---- verify --------------------------------------------------------------
+
+
+@main.command(
+    help="""Compare IMAGE with the memory of the running process PID.
+
+\b
+Holds the process with ptrace while comparing (released afterwards), reads
+its memory through /proc/PID/mem and reports, per region: match, N pages
+differ (with the first offsets), missing (in the image, not mapped now) or
+extra (mapped now, not in the image). Pages the image does not store must
+read as zeros (anonymous memory) or as the file (private file mappings).
+Differences expected by design are listed apart, with their reason: the
+writable data of libckpt.so and the stack below the interrupted rsp.
+\b
+Example:
+  extckpt verify /tmp/prog.ckpt 4242
+
+\b
+Exit codes:
+  0  the image agrees with the process
+  1  they differ
+  2  error: bad image, no such process, no permission ... (see the message)
+""",
+)
+@click.argument("image", type=click.Path(dir_okay=True))
+@click.argument("pid", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors(lambda e: int(ExitCode.USAGE))
+def verify(image: str, pid: int, as_json: bool) -> None:
+    bar = _progress() if not as_json else _Progress(False)
+    try:
+        v = api_verify(image, pid, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        emit_json({**dataclasses.asdict(v), "agrees": v.agrees})
+    else:
+        click.echo(f"image:   {v.image}")
+        click.echo(f"process: {v.pid}")
+        print_verify(v)
+    sys.exit(ExitCode.OK if v.agrees else ExitCode.DIFFERS)
+
+
+# ---- restart -------------------------------------------------------------
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    help=f"""Restart the program saved in IMAGE, in place of extckpt.
+
+\b
+Checks the whole image first (header, tables, every region's checksum) so
+that a bad image gets a clear message, then replaces extckpt with the
+bundled myrestart: the restored program continues with this pid and this
+terminal (stdin, stdout, stderr). OPTIONS are passed to myrestart (-v:
+verbose).
+\b
+Example:
+  extckpt restart /tmp/prog.ckpt
+
+{EXIT_CODE_HELP}
+\b
+Once myrestart runs, its own exit statuses apply (CKPT_EXIT_* in
+ckpt_image.h: 3-14 for a bad image or a failed restore).
+""",
+)
+@click.argument("image", type=click.Path(dir_okay=True))
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+@handle_errors()
+def restart(image: str, options: tuple[str, ...]) -> None:
+    api_restart(image, list(options))
+
+
+# ---- show ----------------------------------------------------------------
+
+
+def _time(ns: int) -> str:
+    t = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC)
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def print_show(info: ImageInfo) -> None:
+    regs = info.registers
+    click.echo(f"image:     {info.path} ({human(info.size)}, format version {info.format_version})")
+    click.echo(f"created:   {_time(info.created_ns)}")
+    click.echo(f"process:   pid {info.pid}, {info.exe}")
+    click.echo(f"signal:    {info.signal}")
+    click.echo(f"registers: rip {regs['rip']:#x}  rsp {regs['rsp']:#x}  fs_base {info.fs_base:#x}")
+    if info.handlers:
+        click.echo("handlers:")
+        for h in info.handlers:
+            flags = "|".join(h.flags) or "-"
+            click.echo(f"  {h.signal:<12} {h.handler:<16} {flags}")
+    else:
+        click.echo("handlers:  none besides the defaults")
+    if info.rseq["addr"]:
+        click.echo(f"rseq:      {info.rseq['addr']:#x} len {info.rseq['len']} sig {info.rseq['sig']:#x}")
+    else:
+        click.echo("rseq:      none registered")
+    click.echo(f"brk:       start {info.brk['start_brk']:#x}  end {info.brk['brk']:#x}")
+    if info.checked:
+        bad = len(info.bad_regions)
+        state = "all checksums ok" if not bad else f"{bad} regions fail their checksum"
+    else:
+        state = "checksums not checked"
+    click.echo(
+        f"regions:   {len(info.regions)}, {human(info.stored_bytes)} stored of "
+        f"{human(info.mapped_bytes)} mapped; {state}"
+    )
+    click.echo("")
+    click.echo(
+        f"{'START':>14}-{'END':<14} {'PERM':4} {'KIND':<11} {'STORED':>10} {'MAPPED':>10} {'SUM':<9} NAME"
+    )
+    for r in info.regions:
+        name = r.name + (f" ({', '.join(r.flags)})" if r.flags else "")
+        click.echo(
+            f"{r.start:#014x}-{r.end:#014x} {r.perms:4} {r.kind:<11} {human(r.stored_bytes):>10} "
+            f"{human(r.mapped_bytes):>10} {r.checksum:<9} {name}"
+        )
+
+
+@main.command(
+    help=f"""Show what IMAGE holds: when and from which process it was taken,
+its registers, signal handlers, rseq and brk, and its regions as a memory
+map with bytes stored against bytes mapped and each region's checksum
+state (ok, BAD or unchecked).
+\b
+Examples:
+  extckpt show /tmp/prog.ckpt
+  extckpt show --no-check --json /tmp/prog.ckpt
+
+{EXIT_CODE_HELP}
+\b
+show exits 2 when a region fails its checksum (after printing the table).
+""",
+)
+@click.argument("image", type=click.Path(dir_okay=True))
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Verify every region's checksum (reads all stored bytes).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors()
+def show(image: str, check: bool, as_json: bool) -> None:
+    info = api_show(image, check=check)
+    if as_json:
+        emit_json(info)
+    else:
+        print_show(info)
+    if info.bad_regions:
+        r = info.bad_regions[0]
+        click.echo(
+            f"extckpt: the image's data is corrupted: region {r.start:#x}-{r.end:#x} "
+            f"({r.name}) fails its checksum",
+            err=True,
+        )
+        click.echo("  Take a new checkpoint; this image cannot be restarted.", err=True)
+        sys.exit(ExitCode.USAGE)
+
+
+if __name__ == "__main__":
+    main()

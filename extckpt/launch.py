@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``run`` and ``restart``: both replace this process (os.exec*) so that the
+program keeps our pid and our terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from . import signals as _signals
+from ._native import libckpt_path, myrestart_path
+from .errors import ProgramNotExecutableError, ProgramNotFoundError, UsageError
+from .image import Image
+
+
+def run_environment(
+    image: str | None = None,
+    signal: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment `extckpt run` gives the program: LD_PRELOAD with the
+    bundled libckpt.so first, CKPT_IMAGE absolute, CKPT_SIGNAL checked."""
+    env = dict(os.environ if env is None else env)
+    lib = str(libckpt_path())
+    old = env.get("LD_PRELOAD", "")
+    rest = [p for p in old.replace(":", " ").split() if p and p != lib]
+    env["LD_PRELOAD"] = " ".join([lib, *rest])
+    img = image or env.get("CKPT_IMAGE") or "myckpt"
+    env["CKPT_IMAGE"] = os.path.abspath(img)
+    sig = signal or env.get("CKPT_SIGNAL") or "USR2"
+    _signals.parse_or_raise(sig)
+    env["CKPT_SIGNAL"] = sig
+    return env
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    image: str | None = None,
+    signal: str | None = None,
+) -> NoReturn:
+    """Exec argv with libckpt.so preloaded. Does not return."""
+    if not argv:
+        raise UsageError("no program to run", "Example: extckpt run -- ./myprog arg1")
+    env = run_environment(image, signal)
+    prog = argv[0]
+    if "/" not in prog and shutil.which(prog, path=env.get("PATH")) is None:
+        raise ProgramNotFoundError(f"{prog}: command not found")
+    try:
+        os.execvpe(prog, list(argv), env)
+    except FileNotFoundError:
+        raise ProgramNotFoundError(f"{prog}: no such file") from None
+    except PermissionError:
+        raise ProgramNotExecutableError(f"{prog}: permission denied") from None
+    except OSError as e:
+        raise ProgramNotExecutableError(f"{prog}: cannot execute: {e.strerror}") from None
+
+
+def restart_argv(image: str | os.PathLike[str], options: Sequence[str] = ()) -> list[str]:
+    """Validate the image (all checksums) and return myrestart's argv."""
+    with Image.open(image) as img:
+        img.check_data()
+    exe = str(myrestart_path())
+    path = str(Path(image))
+    if path.startswith("-"):
+        path = "./" + path  # not an option to myrestart
+    return [exe, *options, path]
+
+
+def restart(image: str | os.PathLike[str], options: Sequence[str] = ()) -> NoReturn:
+    """Exec the bundled myrestart on image. Does not return. myrestart checks
+    the image again; the restored program gets this pid and terminal."""
+    argv = restart_argv(image, options)
+    os.execv(argv[0], argv)
