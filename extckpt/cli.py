@@ -121,8 +121,9 @@ def _progress() -> _Progress:
     help=f"""Checkpoint and restart unmodified single-threaded Linux x86-64 programs.
 
 \b
-Start a program so that it can be checkpointed, checkpoint it from outside,
-check the image against the live process, restart it later:
+Examples: start a program so that it can be checkpointed, checkpoint it
+from outside (the image is checked against the live process), look at the
+image, restart it later:
 \b
   extckpt run --image /tmp/prog.ckpt -- ./prog arg1
   extckpt attach PID            # writes /tmp/prog.ckpt, verifies it
@@ -404,6 +405,7 @@ def print_show(info: ImageInfo) -> None:
 
 
 @main.command(
+    short_help="Show what an image holds, as a readable memory map.",
     help=f"""Show what IMAGE holds: when and from which process it was taken,
 its registers, signal handlers, rseq and brk, and its regions as a memory
 map with bytes stored against bytes mapped and each region's checksum
@@ -445,4 +447,4 @@ def show(image: str, check: bool, as_json: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="extckpt")

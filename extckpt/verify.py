@@ -17,7 +17,10 @@ the interrupted stack pointer (signal frame and handler frames).
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +33,7 @@ from .errors import AlreadyTracedError
 from .image import Image, Region
 
 CHUNK = 16 << 20
+WORKERS = 2
 MAX_OFFSETS = 5
 HOLD_WAIT = 10.0
 
@@ -252,14 +256,42 @@ class _Comparer:
             else:
                 v._differ(a - r.start)
 
-    def compare_runs(self, fd: int, r: Region, v: RegionVerdict) -> None:
-        for run, data in self.img.iter_run_data(r):
-            for off in range(0, run.len, CHUNK):
-                n = min(CHUNK, run.len - off)
-                live = self.read(fd, run.start + off, n)
-                # bytearray == memoryview is one memcmp; the reverse order
-                # compares element by element (20x slower).
-                self.compare_bytes(v, r, run.start + off, live, data[off : off + n])
+    def _read_compare(self, fd: int, addr: int, want: memoryview) -> bytearray | None:
+        """Read len(want) bytes at addr and compare: None if equal, else the
+        live bytes. Runs in worker threads: preadv releases the GIL, so two
+        readers keep both cores busy copying out of the target."""
+        n = len(want)
+        buf = bytearray(n)
+        try:
+            got = os.preadv(fd, [buf], addr)
+        except OSError:
+            got = 0
+        if got < n:
+            buf[got:n] = bytes(n - got)
+        return None if buf == want else buf
+
+    def compare_runs(self, fd: int, regions: list[tuple[Region, RegionVerdict]]) -> None:
+        chunks = []
+        for r, v in regions:
+            for run, data in self.img.iter_run_data(r):
+                for off in range(0, run.len, CHUNK):
+                    n = min(CHUNK, run.len - off)
+                    chunks.append((r, v, run.start + off, data[off : off + n]))
+        # Bounded look-ahead keeps at most WORKERS + 2 chunks in memory.
+        with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+            pending: collections.deque = collections.deque()
+            it = iter(chunks)
+            for c in itertools.islice(it, WORKERS + 1):
+                pending.append((c, pool.submit(self._read_compare, fd, c[2], c[3])))
+            while pending:
+                (r, v, addr, want), fut = pending.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(self._read_compare, fd, nxt[2], nxt[3])))
+                live = fut.result()
+                if live is not None:
+                    self.compare_bytes(v, r, addr, live, want)
+                n = len(want)
                 self.compared += n
                 v.compared_bytes += n
                 if self.progress:
@@ -305,6 +337,7 @@ class _Comparer:
                 os.close(file_fd)
 
     def region(self, fd: int, pm_fd: int, r: Region, maps: list[_proc.Mapping]) -> RegionVerdict:
+        """Everything but the stored runs (compared for all regions at once)."""
         v = RegionVerdict(r.start, r.end, r.perms, r.display_name)
         live = _overlaps(maps, r.start, r.end)
         if not live:
@@ -323,12 +356,7 @@ class _Comparer:
         if r.kind >= C.CKPT_KIND_VDSO or (r.kind == C.CKPT_KIND_FILE and r.shared):
             v.status = "not-stored" if not v.pages_differ else "differ"
             return v
-        self.compare_runs(fd, r, v)
         self.check_unstored(fd, pm_fd, r, v, mapped)
-        if v.pages_differ:
-            v.status = "differ"
-        elif v.expected_pages:
-            v.status = "expected"
         return v
 
 
@@ -342,6 +370,15 @@ def compare(img: Image, pid: int, *, progress: Progress | None = None) -> Verify
     pm_fd = _proc.open_mem(pid, "pagemap")
     try:
         verdicts = [c.region(fd, pm_fd, r, maps) for r in img.regions]
+        c.compare_runs(
+            fd,
+            [(r, v) for r, v in zip(img.regions, verdicts, strict=True) if v.status == "match"],
+        )
+        for v in verdicts:
+            if v.status == "match" and v.pages_differ:
+                v.status = "differ"
+            elif v.status == "match" and v.expected_pages:
+                v.status = "expected"
     finally:
         os.close(fd)
         os.close(pm_fd)
