@@ -11,16 +11,20 @@
  *   data    := for each region in table order, for each of its runs in order,
  *              run.len bytes of memory at file offset run.data_offset
  *              (page-aligned, contiguous, starting at header.data_offset)
+ *              then the contents of deleted-but-open files (ghost files),
+ *              each at its fd's data_offset, page-aligned, in fd order
  *   tables  := struct ckpt_region regions[header.nr_regions]
  *              struct ckpt_run    runs[header.nr_runs]
+ *              struct ckpt_fd     fds[header.nr_fds]
  *              char               strings[header.strings_size]
  *
  * The header is written last (after the data and the tables), then the file
  * is renamed into place: an image at its final path is always complete.
  *
  * Integrity: header.header_checksum covers the header (with that field zero),
- * header.tables_checksum covers the three tables, and each region's checksum
- * covers its stored bytes in run order. All three are XXH64 with seed 0.
+ * header.tables_checksum covers the four tables, each region's checksum
+ * covers its stored bytes in run order, and each ghost file's checksum its
+ * contents. All are XXH64 with seed 0.
  *
  * What the image does NOT hold: the bytes of file-backed regions that the
  * program has not modified (re-mapped from the file at restart, which is
@@ -34,12 +38,15 @@
 
 /* CFFI-BEGIN: only #define of integers and plain structs below this line. */
 
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2
 #define CKPT_ARCH_X86_64 62 /* ELF e_machine EM_X86_64 */
 #define CKPT_PAGE_SIZE 4096
 #define CKPT_NSIG 64          /* sigactions[i] is signal i + 1 */
 #define CKPT_AUXV_WORDS 128   /* room for 64 auxv (type, value) pairs */
 #define CKPT_NGREGS 23        /* glibc's NGREG, REG_R8 .. REG_CR2 order */
+#define CKPT_NRLIMITS 16      /* RLIM_NLIMITS */
+/* Highest user address with 4-level paging: regions never end above it. */
+#define CKPT_USER_TOP 0x7ffffffff000
 
 /* struct ckpt_region.kind */
 #define CKPT_KIND_ANON 0        /* anonymous memory: stored pages only */
@@ -55,7 +62,32 @@
 #define CKPT_REGION_CKPTLIB 0x8   /* a mapping of libckpt.so itself */
 #define CKPT_REGION_UNREADABLE 0x10 /* had no PROT_READ: read via mprotect */
 
+/*
+ * struct ckpt_region.vmflags: what /proc/PID/smaps VmFlags said, as far as a
+ * restart can set it again (mmap flags, madvise, mlock).
+ */
+#define CKPT_VM_NORESERVE 0x1   /* nr: MAP_NORESERVE */
+#define CKPT_VM_GROWSDOWN 0x2   /* gd: MAP_GROWSDOWN */
+#define CKPT_VM_LOCKED 0x4      /* lo: mlock */
+#define CKPT_VM_DONTFORK 0x8    /* dc: MADV_DONTFORK */
+#define CKPT_VM_WIPEONFORK 0x10 /* wf: MADV_WIPEONFORK */
+#define CKPT_VM_DONTDUMP 0x20   /* dd: MADV_DONTDUMP */
+#define CKPT_VM_HUGEPAGE 0x40   /* hg: MADV_HUGEPAGE */
+#define CKPT_VM_NOHUGEPAGE 0x80 /* nh: MADV_NOHUGEPAGE */
+#define CKPT_VM_MERGEABLE 0x100 /* mg: MADV_MERGEABLE */
+#define CKPT_VM_SEQUENTIAL 0x200 /* sr: MADV_SEQUENTIAL */
+#define CKPT_VM_RANDOM 0x400    /* rr: MADV_RANDOM */
+
 /* struct ckpt_region.prot: PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4 */
+
+/* struct ckpt_fd.type */
+#define CKPT_FD_FILE 0   /* regular file: reopened by path, offset restored */
+#define CKPT_FD_DIR 1    /* directory: reopened by path */
+#define CKPT_FD_GHOST 2  /* regular file deleted while open: contents stored */
+#define CKPT_FD_CHAR 3   /* character device (terminal, /dev/null...) */
+#define CKPT_FD_PIPE 4   /* pipe or FIFO: not restorable, reported */
+#define CKPT_FD_SOCKET 5 /* socket: not restorable, reported */
+#define CKPT_FD_OTHER 6  /* eventfd, epoll, timerfd...: not restorable */
 
 /* Exit statuses of myrestart, distinct per failure (the tools rely on them). */
 #define CKPT_EXIT_USAGE 2         /* no image argument, unknown option */
@@ -71,6 +103,7 @@
 #define CKPT_EXIT_MISMATCH 12     /* a mapped file changed, or another kernel */
 #define CKPT_EXIT_RESOURCE 13     /* no memory or address space to restart */
 #define CKPT_EXIT_RESTORE 14      /* failure after the point of no return */
+#define CKPT_EXIT_FILES 15        /* an open file changed: unsafe to go on */
 
 struct ckpt_sigaction { /* the kernel's struct for rt_sigaction(2) */
 	uint64_t handler;
@@ -101,6 +134,26 @@ struct ckpt_mm { /* fields of prctl(PR_SET_MM_MAP) */
 	uint64_t auxv[CKPT_AUXV_WORDS];
 };
 
+struct ckpt_itimer { /* setitimer(2): ITIMER_REAL, VIRTUAL, PROF */
+	uint64_t interval_us;
+	uint64_t value_us; /* time left at the checkpoint, 0: disarmed */
+};
+
+struct ckpt_proc { /* kernel state of the process besides memory */
+	uint32_t cwd_offset; /* current directory, in strings */
+	uint32_t cwd_len;
+	uint32_t umask;
+	int32_t thp_disable;    /* PR_GET_THP_DISABLE */
+	int32_t dumpable;       /* PR_GET_DUMPABLE */
+	int32_t no_new_privs;   /* PR_GET_NO_NEW_PRIVS */
+	int32_t child_subreaper; /* PR_GET_CHILD_SUBREAPER */
+	int32_t pad;
+	uint64_t timerslack_ns; /* PR_GET_TIMERSLACK */
+	char comm[16];          /* PR_GET_NAME */
+	uint64_t rlimits[CKPT_NRLIMITS][2]; /* soft, hard */
+	struct ckpt_itimer itimers[3];
+};
+
 struct ckpt_header {
 	char magic[8];            /* "EXTCKPT" and a NUL */
 	uint32_t version;         /* CKPT_FORMAT_VERSION */
@@ -116,6 +169,8 @@ struct ckpt_header {
 	uint64_t nr_regions;
 	uint64_t runs_offset;
 	uint64_t nr_runs;
+	uint64_t fds_offset;
+	uint64_t nr_fds;
 	uint64_t strings_offset;
 	uint64_t strings_size;
 	uint64_t created_ns;  /* CLOCK_REALTIME when the checkpoint began */
@@ -137,6 +192,7 @@ struct ckpt_header {
 	struct ckpt_rseq rseq;
 	struct ckpt_mm mm;
 	struct ckpt_sigaction sigactions[CKPT_NSIG];
+	struct ckpt_proc proc;
 };
 
 struct ckpt_region {
@@ -156,13 +212,32 @@ struct ckpt_region {
 	uint32_t flags;        /* CKPT_REGION_* */
 	uint32_t name_offset;  /* path or [name] in strings, not NUL-ended */
 	uint32_t name_len;
-	uint32_t reserved;
+	uint32_t vmflags;      /* CKPT_VM_* */
 };
 
 struct ckpt_run { /* pages [start, start + len) stored at data_offset */
 	uint64_t start;
 	uint64_t len;
 	uint64_t data_offset;
+};
+
+struct ckpt_fd { /* one open file descriptor */
+	int32_t fd;
+	uint32_t type;      /* CKPT_FD_* */
+	uint32_t flags;     /* fcntl(F_GETFL): access mode, O_APPEND... */
+	uint32_t cloexec;   /* FD_CLOEXEC was set */
+	uint64_t pos;       /* file offset */
+	uint64_t dev;       /* fstat at checkpoint: checked at restart */
+	uint64_t ino;
+	uint64_t size;
+	uint64_t rdev;      /* character devices */
+	uint32_t mode;      /* st_mode */
+	uint32_t path_offset; /* readlink of /proc/self/fd/N, in strings */
+	uint32_t path_len;
+	uint32_t pad;
+	uint64_t data_offset; /* CKPT_FD_GHOST: its contents in the data */
+	uint64_t data_len;    /* (size bytes, zero-padded to a page) */
+	uint64_t checksum;    /* XXH64 of the size bytes */
 };
 
 /* CFFI-END */
@@ -173,10 +248,13 @@ _Static_assert(sizeof(struct ckpt_sigaction) == 32, "ckpt_sigaction size");
 _Static_assert(sizeof(struct ckpt_rseq) == 16, "ckpt_rseq size");
 _Static_assert(sizeof(struct ckpt_mm) == 12 * 8 + CKPT_AUXV_WORDS * 8,
 	       "ckpt_mm size");
-_Static_assert(sizeof(struct ckpt_header) == 3544, "ckpt_header size");
+_Static_assert(sizeof(struct ckpt_itimer) == 16, "ckpt_itimer size");
+_Static_assert(sizeof(struct ckpt_proc) == 360, "ckpt_proc size");
+_Static_assert(sizeof(struct ckpt_header) == 3920, "ckpt_header size");
 _Static_assert(sizeof(struct ckpt_header) <= CKPT_PAGE_SIZE,
 	       "the header must fit its page");
 _Static_assert(sizeof(struct ckpt_region) == 112, "ckpt_region size");
 _Static_assert(sizeof(struct ckpt_run) == 24, "ckpt_run size");
+_Static_assert(sizeof(struct ckpt_fd) == 96, "ckpt_fd size");
 
 #endif /* CKPT_IMAGE_H */

@@ -17,6 +17,7 @@
 #define KNOWN_FLAGS                                                        \
 	(CKPT_REGION_SHARED | CKPT_REGION_GROWSDOWN | CKPT_REGION_HEAP |   \
 	 CKPT_REGION_CKPTLIB | CKPT_REGION_UNREADABLE)
+#define KNOWN_VMFLAGS 0x7ffU
 
 __attribute__((format(printf, 3, 4))) static int
 fail(struct ckpt_verdict *v, int status, const char *fmt, ...)
@@ -110,6 +111,9 @@ static int check_header(const unsigned char *img, size_t len,
 	    h.runs_offset != end ||
 	    !span_ok(h.runs_offset, h.nr_runs, sizeof(struct ckpt_run), len,
 		     &end) ||
+	    h.fds_offset != end ||
+	    !span_ok(h.fds_offset, h.nr_fds, sizeof(struct ckpt_fd), len,
+		     &end) ||
 	    h.strings_offset != end ||
 	    !span_ok(h.strings_offset, h.strings_size, 1, len, &end) ||
 	    end != len)
@@ -121,9 +125,12 @@ static int check_header(const unsigned char *img, size_t len,
 			    "the image's region tables are corrupted (checksum "
 			    "mismatch)");
 	if (h.exe_name_offset > h.strings_size ||
-	    h.exe_name_len > h.strings_size - h.exe_name_offset)
+	    h.exe_name_len > h.strings_size - h.exe_name_offset ||
+	    h.proc.cwd_offset > h.strings_size ||
+	    h.proc.cwd_len > h.strings_size - h.proc.cwd_offset)
 		return fail(v, CKPT_EXIT_CORRUPT,
-			    "the image's program name is out of bounds");
+			    "the image's program name or directory is out of "
+			    "bounds");
 	return 0;
 }
 
@@ -143,6 +150,45 @@ static const struct ckpt_region *find_region(const struct ckpt_region *regs,
 			return &regs[mid];
 	}
 	return NULL;
+}
+
+/* fds: sorted, distinct, known types; ghost data follows the runs' data. */
+static int check_fds(const unsigned char *img, uint64_t next_data,
+		     struct ckpt_verdict *v)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_fd *fds = (const void *)(img + h->fds_offset);
+	uint64_t i;
+
+	for (i = 0; i < h->nr_fds; i++) {
+		const struct ckpt_fd *f = &fds[i];
+
+		if (f->fd < 0 || (i && f->fd <= fds[i - 1].fd) ||
+		    f->type > CKPT_FD_OTHER || f->path_offset > h->strings_size ||
+		    f->path_len > h->strings_size - f->path_offset)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "the image's entry for fd %d is corrupted",
+				    f->fd);
+		if (f->type == CKPT_FD_GHOST) {
+			if (f->data_offset != next_data ||
+			    f->data_len != ((f->size + CKPT_PAGE_SIZE - 1) &
+					    ~PAGE_MASK) ||
+			    f->size > f->data_len)
+				return fail(v, CKPT_EXIT_CORRUPT,
+					    "the image's saved contents of fd %d "
+					    "are out of bounds",
+					    f->fd);
+			next_data += f->data_len;
+		} else if (f->data_len) {
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "the image's entry for fd %d is corrupted",
+				    f->fd);
+		}
+	}
+	if (next_data != h->data_offset + h->data_size)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's runs and files do not cover its data");
+	return 0;
 }
 
 static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
@@ -170,7 +216,8 @@ static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
 				    (unsigned long long)r->end);
 		prev_end = r->end;
 		if (r->kind > CKPT_KIND_VVAR_VCLOCK || (r->flags & ~KNOWN_FLAGS) ||
-		    (r->prot & ~7U) || r->name_offset > h->strings_size ||
+		    (r->prot & ~7U) || (r->vmflags & ~KNOWN_VMFLAGS) ||
+		    r->name_offset > h->strings_size ||
 		    r->name_len > h->strings_size - r->name_offset)
 			return fail(v, CKPT_EXIT_CORRUPT,
 				    "region %llu at 0x%llx has bad fields",
@@ -223,9 +270,11 @@ static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
 				    (unsigned long long)i);
 		next_run += r->nr_runs;
 	}
-	if (next_run != h->nr_runs || next_data != h->data_offset + h->data_size)
+	if (next_run != h->nr_runs)
 		return fail(v, CKPT_EXIT_CORRUPT,
-			    "the image's runs do not cover its data");
+			    "the image's runs do not match its regions");
+	if (check_fds(img, next_data, v))
+		return v->status;
 
 	/* Where myrestart will jump and what it will register must exist. */
 	r = find_region(regs, h->nr_regions, h->resume_entry);
@@ -277,6 +326,18 @@ static int check_data(const unsigned char *img, struct ckpt_verdict *v)
 				    (unsigned long long)r->start,
 				    (unsigned long long)r->end, name);
 		}
+	}
+	for (i = 0; i < h->nr_fds; i++) {
+		const struct ckpt_fd *f =
+			(const void *)(img + h->fds_offset + i * sizeof(*f));
+
+		if (f->type == CKPT_FD_GHOST &&
+		    ckpt_xxh64(img + f->data_offset, f->size) != f->checksum)
+			return fail(v, CKPT_EXIT_DATA_CORRUPT,
+				    "the image's data is corrupted: the saved "
+				    "contents of deleted file fd %d fail their "
+				    "checksum",
+				    f->fd);
 	}
 	return 0;
 }

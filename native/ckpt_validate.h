@@ -11,12 +11,6 @@
 
 #include "ckpt_image.h"
 
-/*
- * The highest user address on x86-64 with 4-level paging. Images never hold
- * regions above it (5-level addresses are only given to programs that ask).
- */
-#define CKPT_USER_TOP 0x7ffffffff000ULL
-
 struct ckpt_verdict {
 	int status;     /* 0 or a CKPT_EXIT_* value */
 	char msg[512];  /* one line, no newline, when status != 0 */

@@ -42,7 +42,8 @@ res)
 	if [ ! -f "$IMAGE" ]; then
 		echo "demo: no image $IMAGE; run 'make check' first"; exit 1
 	fi
-	exec ./myrestart "$IMAGE"
+	# The counter wrote to counter.log; resume it on this terminal instead.
+	exec ./myrestart --keep-stdio "$IMAGE"
 	;;
 *)
 	echo "usage: $0 check|res"; exit 2

@@ -31,7 +31,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/rseq.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,8 +56,16 @@
 
 /* ---- state set up by the constructor --------------------------------- */
 
-/* The forked writer's stack while it exists: not part of any image. */
-static uint64_t ckpt_writer_stack;
+/*
+ * Our own buffers of the checkpoint in progress (the dump, its tables, the
+ * forked writer's stack...). They are never part of an image: each region
+ * is clipped against them, as they may have merged with a program mapping.
+ */
+#define MAX_OWN 8
+static struct {
+	uint64_t lo, hi;
+} ckpt_own[MAX_OWN];
+static int ckpt_nr_own;
 
 static int ckpt_signo = SIGUSR2;
 static int ckpt_fsync;
@@ -317,6 +328,35 @@ static void *scratch_map(size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* A scratch buffer that exists while /proc/self/maps is read: excluded. */
+static void *own_map(size_t len)
+{
+	void *p;
+
+	if (ckpt_nr_own == MAX_OWN)
+		return NULL;
+	p = scratch_map(len);
+	if (p) {
+		ckpt_own[ckpt_nr_own].lo = (uint64_t)(uintptr_t)p;
+		ckpt_own[ckpt_nr_own].hi =
+			((uint64_t)(uintptr_t)p + len + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+		ckpt_nr_own++;
+	}
+	return p;
+}
+
+static void own_unmap(void *p, size_t len)
+{
+	int i;
+
+	for (i = 0; i < ckpt_nr_own; i++)
+		if (ckpt_own[i].lo == (uint64_t)(uintptr_t)p) {
+			ckpt_own[i] = ckpt_own[--ckpt_nr_own];
+			break;
+		}
+	munmap(p, len);
+}
+
 static int thread_count(void)
 {
 	char buf[1024];
@@ -341,16 +381,26 @@ static int thread_count(void)
 
 /* ---- collecting what to save ------------------------------------------ */
 
-/* Everything the handler builds lives in scratch mappings, not the heap. */
+/*
+ * Everything the handler builds lives in scratch mappings, not the heap.
+ * The dump, its strings and its fd table are made before a forked writer
+ * exists (they describe the instant of the checkpoint); the rest is made by
+ * whoever writes the image.
+ */
+#define STRINGS_CAP (64UL << 20) /* NORESERVE: only what is used costs */
+#define MAX_FDS 65536
+
 struct dump {
-	char *maps;		/* /proc/self/maps text */
+	char *maps;		/* /proc/self/smaps text */
 	size_t maps_len, maps_cap;
 	struct ckpt_region *regions;
 	size_t nr_regions, regions_cap;
 	char *strings;
-	size_t strings_len, strings_cap;
+	size_t strings_len;
 	struct ckpt_run *runs;
 	size_t nr_runs, runs_cap;
+	struct ckpt_fd *fds;
+	size_t nr_fds;
 	char *bounce; /* WRITE_CHUNK bytes: copies of our own, moving stack */
 	struct page_region *scan; /* PAGEMAP_SCAN output */
 	size_t scan_cap;
@@ -359,14 +409,25 @@ struct dump {
 	struct ckpt_header hdr;
 };
 
-static void dump_free(struct dump *d)
+static struct dump *dump_new(void)
+{
+	struct dump *d = own_map(sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->pagemap_fd = -1;
+	d->strings = own_map(STRINGS_CAP);
+	d->fds = own_map(MAX_FDS * sizeof(*d->fds));
+	return d;
+}
+
+/* What the writer made (in a forked writer, only its own copy). */
+static void dump_free_written(struct dump *d)
 {
 	if (d->maps)
-		munmap(d->maps, d->maps_cap);
+		own_unmap(d->maps, d->maps_cap);
 	if (d->regions)
 		munmap(d->regions, d->regions_cap * sizeof(*d->regions));
-	if (d->strings)
-		munmap(d->strings, d->strings_cap);
 	if (d->runs)
 		munmap(d->runs, d->runs_cap * sizeof(*d->runs));
 	if (d->scan)
@@ -377,26 +438,36 @@ static void dump_free(struct dump *d)
 		close(d->pagemap_fd);
 }
 
-/* Read /proc/self/maps whole, growing the buffer until it fits. */
+static void dump_free(struct dump *d)
+{
+	dump_free_written(d);
+	if (d->strings)
+		own_unmap(d->strings, STRINGS_CAP);
+	if (d->fds)
+		own_unmap(d->fds, MAX_FDS * sizeof(*d->fds));
+	own_unmap(d, sizeof(*d));
+}
+
+/* Read /proc/self/smaps whole, growing the buffer until it fits. */
 static int read_maps(struct dump *d)
 {
-	size_t cap = 1UL << 20;
+	size_t cap = 4UL << 20;
 
 	for (;;) {
 		ssize_t len;
 
-		d->maps = scratch_map(cap);
+		d->maps = own_map(cap);
 		if (!d->maps)
 			return -ENOMEM;
 		d->maps_cap = cap;
-		len = read_file("/proc/self/maps", d->maps, cap);
+		len = read_file("/proc/self/smaps", d->maps, cap);
 		if (len < 0)
 			return (int)len;
 		if ((size_t)len < cap) {
 			d->maps_len = (size_t)len;
 			return 0;
 		}
-		munmap(d->maps, cap);
+		own_unmap(d->maps, cap);
 		d->maps = NULL;
 		cap *= 4;
 	}
@@ -406,6 +477,8 @@ static uint32_t add_string(struct dump *d, const char *s, size_t len)
 {
 	uint32_t off = (uint32_t)d->strings_len;
 
+	if (len > STRINGS_CAP - d->strings_len)
+		len = 0; /* cannot happen below vm.max_map_count */
 	memcpy(d->strings + d->strings_len, s, len);
 	d->strings_len += len;
 	return off;
@@ -452,59 +525,84 @@ orphan:
 	r->file_offset = 0;
 }
 
-/* Add r, minus [lo, hi) if that is inside it, to the table. */
-static void add_region_minus(struct dump *d, const struct ckpt_region *r,
-			     uint64_t lo, uint64_t hi, int depth)
+/* Add r, less our own buffers from ckpt_own[k..], to the table. */
+static void add_region_from(struct dump *d, const struct ckpt_region *r, int k)
 {
 	struct ckpt_region part;
+	uint64_t lo, hi;
 
-	if (r->end <= lo || r->start >= hi) {
-		if (depth == 0 && ckpt_writer_stack)
-			/* second pass: the forked writer's stack */
-			add_region_minus(d, r, ckpt_writer_stack,
-					 ckpt_writer_stack + WRITER_STACK, 1);
-		else if (d->nr_regions < d->regions_cap)
+	for (; k < ckpt_nr_own; k++)
+		if (r->start < ckpt_own[k].hi && r->end > ckpt_own[k].lo)
+			break;
+	if (k == ckpt_nr_own) {
+		if (d->nr_regions < d->regions_cap)
 			d->regions[d->nr_regions++] = *r;
 		return;
 	}
+	lo = ckpt_own[k].lo;
+	hi = ckpt_own[k].hi;
 	if (r->start < lo) {
 		part = *r;
 		part.end = lo;
-		add_region_minus(d, &part, lo, hi, depth);
+		add_region_from(d, &part, k + 1);
 	}
 	if (r->end > hi) {
 		part = *r;
 		if (part.kind == CKPT_KIND_FILE)
 			part.file_offset += hi - r->start;
 		part.start = hi;
-		add_region_minus(d, &part, lo, hi, depth);
+		add_region_from(d, &part, k + 1);
 	}
 }
 
-/*
- * Add the region of one maps line, less our own buffers: they may have
- * merged with a neighbouring mapping of the program's.
- */
-static void add_region(struct dump *d, const struct ckpt_region *r)
+/* smaps VmFlags: the ones a restart can set again. */
+static uint32_t parse_vmflags(const char *p, const char *eol)
 {
-	uint64_t lo = (uint64_t)(uintptr_t)d->maps;
+	static const struct {
+		char name[3];
+		uint32_t flag;
+	} known[] = {
+		{ "nr", CKPT_VM_NORESERVE }, { "gd", CKPT_VM_GROWSDOWN },
+		{ "lo", CKPT_VM_LOCKED },    { "dc", CKPT_VM_DONTFORK },
+		{ "wf", CKPT_VM_WIPEONFORK }, { "dd", CKPT_VM_DONTDUMP },
+		{ "hg", CKPT_VM_HUGEPAGE },  { "nh", CKPT_VM_NOHUGEPAGE },
+		{ "mg", CKPT_VM_MERGEABLE }, { "sr", CKPT_VM_SEQUENTIAL },
+		{ "rr", CKPT_VM_RANDOM },
+	};
+	uint32_t flags = 0;
+	size_t i;
 
-	add_region_minus(d, r, lo, lo + d->maps_cap, 0);
+	for (; p + 2 <= eol; p++) {
+		if (*p == ' ')
+			continue;
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (p[0] == known[i].name[0] && p[1] == known[i].name[1])
+				flags |= known[i].flag;
+		p += 2;
+	}
+	return flags;
 }
 
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/*
+ * One region per mapping of smaps: the maps line of each gives range,
+ * permissions, offset, inode and name; its VmFlags line the madvise state.
+ */
 static int parse_maps(struct dump *d)
 {
 	const char *p = d->maps, *end = d->maps + d->maps_len;
 	uint64_t self = (uint64_t)(uintptr_t)&ckpt_image_done;
-	size_t lines = 0, i;
+	size_t lines = 0, i, line_first = 0;
 
 	for (i = 0; i < d->maps_len; i++)
-		lines += d->maps[i] == '\n';
-	d->regions_cap = lines + 2;
+		lines += (i == 0 || d->maps[i - 1] == '\n') && is_hex(d->maps[i]);
+	d->regions_cap = 3 * lines + 2; /* a line may split around our buffers */
 	d->regions = scratch_map(d->regions_cap * sizeof(*d->regions));
-	d->strings_cap = d->maps_len + PATH_MAX;
-	d->strings = scratch_map(d->strings_cap);
-	if (!d->regions || !d->strings)
+	if (!d->regions)
 		return -ENOMEM;
 
 	while (p < end) {
@@ -513,6 +611,23 @@ static int parse_maps(struct dump *d)
 		const char *perms, *name, *eol;
 		size_t name_len;
 
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		if (!is_hex(*p)) {
+			if (!strncmp(p, "VmFlags:", 8)) {
+				uint32_t vm = parse_vmflags(p + 8, eol);
+
+				for (i = line_first; i < d->nr_regions; i++) {
+					d->regions[i].vmflags = vm;
+					if (vm & CKPT_VM_GROWSDOWN)
+						d->regions[i].flags |=
+							CKPT_REGION_GROWSDOWN;
+				}
+			}
+			p = eol + 1;
+			continue;
+		}
 		memset(&r, 0, sizeof(r));
 		p = parse_hex(p, &start) + 1; /* '-' */
 		p = parse_hex(p, &stop) + 1;
@@ -525,11 +640,9 @@ static int parse_maps(struct dump *d)
 		while (*p == ' ')
 			p++;
 		name = p;
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
 		name_len = (size_t)(eol - name);
 		p = eol + 1;
+		line_first = d->nr_regions;
 
 		r.start = start;
 		r.end = stop;
@@ -550,8 +663,6 @@ static int parse_maps(struct dump *d)
 			r.kind = CKPT_KIND_VVAR;
 		else if (name_is(name, name_len, "[vvar_vclock]"))
 			r.kind = CKPT_KIND_VVAR_VCLOCK;
-		else if (name_is(name, name_len, "[stack]"))
-			r.flags |= CKPT_REGION_GROWSDOWN;
 		else if (name_is(name, name_len, "[heap]"))
 			r.flags |= CKPT_REGION_HEAP;
 		else if (ino != 0 && name_len && name[0] == '/') {
@@ -562,10 +673,10 @@ static int parse_maps(struct dump *d)
 		}
 		r.name_offset = add_string(d, name, name_len);
 		r.name_len = (uint32_t)name_len;
-		/* Remember the inode in dev until flags are settled below. */
+		/* Remember the inode until libckpt's own is known below. */
 		if (r.kind != CKPT_KIND_FILE)
 			r.ino = ino;
-		add_region(d, &r);
+		add_region_from(d, &r, 0);
 	}
 	for (i = 0; i < d->nr_regions; i++) {
 		struct ckpt_region *r = &d->regions[i];
@@ -664,6 +775,139 @@ static int scan_region(struct dump *d, struct ckpt_region *r)
 	return 0;
 }
 
+/* Directory, umask, limits, timers, prctl settings. */
+static void collect_proc(struct dump *d)
+{
+	struct ckpt_proc *pr = &d->hdr.proc;
+	char cwd[PATH_MAX];
+	ssize_t len;
+	mode_t mask;
+	int i;
+
+	len = readlink("/proc/self/cwd", cwd, sizeof(cwd));
+	if (len > 0) {
+		pr->cwd_offset = add_string(d, cwd, (size_t)len);
+		pr->cwd_len = (uint32_t)len;
+	}
+	mask = umask(0); /* the only way to read it; single-threaded */
+	umask(mask);
+	pr->umask = (uint32_t)mask;
+	for (i = 0; i < CKPT_NRLIMITS; i++)
+		syscall(SYS_prlimit64, 0, i, NULL, pr->rlimits[i]);
+	for (i = 0; i < 3; i++) {
+		struct itimerval it;
+
+		if (getitimer(i, &it) == 0) {
+			pr->itimers[i].interval_us =
+				(uint64_t)it.it_interval.tv_sec * 1000000 +
+				(uint64_t)it.it_interval.tv_usec;
+			pr->itimers[i].value_us =
+				(uint64_t)it.it_value.tv_sec * 1000000 +
+				(uint64_t)it.it_value.tv_usec;
+		}
+	}
+	prctl(PR_GET_NAME, pr->comm);
+	pr->thp_disable = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
+	pr->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	pr->no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
+	prctl(PR_GET_CHILD_SUBREAPER, &pr->child_subreaper, 0, 0, 0);
+	pr->timerslack_ns = (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+}
+
+/* How one open fd is saved. */
+static void collect_fd(struct dump *d, int fd)
+{
+	struct ckpt_fd *f = &d->fds[d->nr_fds];
+	char link[32], path[PATH_MAX];
+	struct logbuf lb = { .len = 0 };
+	struct stat st;
+	ssize_t len;
+	off_t pos;
+
+	if (fstat(fd, &st) < 0)
+		return;
+	memset(f, 0, sizeof(*f));
+	f->fd = fd;
+	f->flags = (uint32_t)fcntl(fd, F_GETFL);
+	f->cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) ? 1 : 0;
+	pos = lseek(fd, 0, SEEK_CUR);
+	f->pos = pos < 0 ? 0 : (uint64_t)pos;
+	f->dev = (uint64_t)st.st_dev;
+	f->ino = (uint64_t)st.st_ino;
+	f->size = (uint64_t)st.st_size;
+	f->rdev = (uint64_t)st.st_rdev;
+	f->mode = (uint32_t)st.st_mode;
+
+	lb_str(&lb, "/proc/self/fd/");
+	lb_num(&lb, (unsigned)fd);
+	lb.buf[lb.len] = '\0';
+	memcpy(link, lb.buf, lb.len + 1);
+	len = readlink(link, path, sizeof(path));
+	if (len < 0)
+		len = 0;
+	f->path_offset = add_string(d, path, (size_t)len);
+	f->path_len = (uint32_t)len;
+
+	if (S_ISREG(st.st_mode) && len && path[0] == '/')
+		f->type = st.st_nlink == 0 ? CKPT_FD_GHOST : CKPT_FD_FILE;
+	else if (S_ISDIR(st.st_mode))
+		f->type = CKPT_FD_DIR;
+	else if (S_ISCHR(st.st_mode))
+		f->type = CKPT_FD_CHAR;
+	else if (S_ISFIFO(st.st_mode))
+		f->type = CKPT_FD_PIPE;
+	else if (S_ISSOCK(st.st_mode))
+		f->type = CKPT_FD_SOCKET;
+	else
+		f->type = CKPT_FD_OTHER;
+	if (f->type == CKPT_FD_GHOST)
+		f->data_len = (f->size + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+	d->nr_fds++;
+}
+
+/* The program's open fds, in order, before we open any of our own. */
+static int collect_fds(struct dump *d)
+{
+	char buf[4096];
+	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long n;
+
+	if (dir < 0)
+		return -errno;
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+		long off = 0;
+
+		while (off < n) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *de = (void *)(buf + off);
+			uint64_t fd;
+
+			off += de->reclen;
+			if (de->name[0] < '0' || de->name[0] > '9')
+				continue;
+			parse_dec(de->name, &fd);
+			if ((int)fd != dir && d->nr_fds < MAX_FDS)
+				collect_fd(d, (int)fd);
+		}
+	}
+	close(dir);
+	/* getdents order is the kernel's; the restarter wants them sorted. */
+	for (size_t i = 1; i < d->nr_fds; i++) {
+		struct ckpt_fd tmp = d->fds[i];
+		size_t j = i;
+
+		for (; j > 0 && d->fds[j - 1].fd > tmp.fd; j--)
+			d->fds[j] = d->fds[j - 1];
+		d->fds[j] = tmp;
+	}
+	return n < 0 ? -errno : 0;
+}
+
 /* Registers, handlers, mm layout: everything but the memory itself. */
 static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig,
 				  pid_t pid)
@@ -748,9 +992,20 @@ static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig,
 		h->exe_name_offset = add_string(d, buf, (size_t)len);
 		h->exe_name_len = (uint32_t)len;
 	}
+	collect_proc(d);
 }
 
-static int collect(struct dump *d, const ucontext_t *uc, int sig, pid_t pid)
+/* What must be taken at the instant of the checkpoint, before any fork. */
+static int prepare(struct dump *d, const ucontext_t *uc, int sig, pid_t pid)
+{
+	if (!d->strings || !d->fds)
+		return -ENOMEM;
+	collect_process_state(d, uc, sig, pid);
+	return collect_fds(d);
+}
+
+/* The memory map and the pages to store (in the writer). */
+static int collect_memory(struct dump *d)
 {
 	size_t i;
 	int err;
@@ -761,7 +1016,6 @@ static int collect(struct dump *d, const ucontext_t *uc, int sig, pid_t pid)
 	err = parse_maps(d);
 	if (err)
 		return err;
-	collect_process_state(d, uc, sig, pid);
 
 	d->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (d->pagemap_fd < 0)
@@ -834,6 +1088,51 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 	return err;
 }
 
+/*
+ * A file deleted while open (a ghost) exists only through its fds: store its
+ * contents, zero-padded to a page, so the restart can recreate it.
+ */
+static int write_ghost(struct dump *d, int fd, struct ckpt_fd *f,
+		       uint64_t *offset)
+{
+	struct ckpt_xxh64 xs;
+	uint64_t done;
+	int err = 0;
+
+	ckpt_xxh64_init(&xs);
+	f->data_offset = *offset;
+	for (done = 0; done < f->data_len && !err; done += WRITE_CHUNK) {
+		size_t n = f->data_len - done < WRITE_CHUNK ?
+				   f->data_len - done : WRITE_CHUNK;
+		size_t got = 0, want = done < f->size ?
+					      (f->size - done < n ? f->size - done : n) : 0;
+
+		while (got < want) {
+			ssize_t r = pread(f->fd, d->bounce + got, want - got,
+					  (off_t)(done + got));
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break; /* shrank since: the rest reads as zeros */
+			got += (size_t)r;
+		}
+		memset(d->bounce + got, 0, n - got);
+		if (want & 31) {
+			ckpt_xxh64_stripes(&xs, d->bounce, want & ~(size_t)31);
+			f->checksum = ckpt_xxh64_final(&xs, d->bounce + (want & ~(size_t)31),
+						       want & 31);
+		} else {
+			ckpt_xxh64_stripes(&xs, d->bounce, want);
+		}
+		err = write_all(fd, d->bounce, n);
+	}
+	if (!(f->size & 31))
+		f->checksum = ckpt_xxh64_final(&xs, NULL, 0);
+	*offset += f->data_len;
+	return err;
+}
+
 static int write_image(struct dump *d, int fd)
 {
 	struct ckpt_header *h = &d->hdr;
@@ -849,27 +1148,28 @@ static int write_image(struct dump *d, int fd)
 		if (err)
 			return err;
 	}
+	for (i = 0; i < d->nr_fds; i++) {
+		if (d->fds[i].type != CKPT_FD_GHOST)
+			continue;
+		err = write_ghost(d, fd, &d->fds[i], &off);
+		if (err)
+			return err;
+	}
 	h->data_offset = CKPT_PAGE_SIZE;
 	h->data_size = off - CKPT_PAGE_SIZE;
 
-	/* The three tables, contiguous, after the data. */
+	/* The four tables, contiguous, after the data. */
 	h->regions_offset = off;
 	h->nr_regions = d->nr_regions;
 	h->runs_offset = off + d->nr_regions * sizeof(struct ckpt_region);
 	h->nr_runs = d->nr_runs;
-	h->strings_offset = h->runs_offset + d->nr_runs * sizeof(struct ckpt_run);
+	h->fds_offset = h->runs_offset + d->nr_runs * sizeof(struct ckpt_run);
+	h->nr_fds = d->nr_fds;
+	h->strings_offset = h->fds_offset + d->nr_fds * sizeof(struct ckpt_fd);
 	h->strings_size = d->strings_len;
 	h->image_size = h->strings_offset + h->strings_size;
 
-	err = write_all(fd, d->regions, d->nr_regions * sizeof(struct ckpt_region));
-	if (!err)
-		err = write_all(fd, d->runs, d->nr_runs * sizeof(struct ckpt_run));
-	if (!err)
-		err = write_all(fd, d->strings, d->strings_len);
-	if (err)
-		return err;
-
-	/* tables_checksum over exactly the bytes written: hash them in turn. */
+	/* Gather them in one buffer: one write, one checksum. */
 	tables_len = (size_t)(h->image_size - h->regions_offset);
 	tables = scratch_map(tables_len);
 	if (!tables)
@@ -877,10 +1177,15 @@ static int write_image(struct dump *d, int fd)
 	memcpy(tables, d->regions, d->nr_regions * sizeof(struct ckpt_region));
 	memcpy(tables + (h->runs_offset - h->regions_offset), d->runs,
 	       d->nr_runs * sizeof(struct ckpt_run));
+	memcpy(tables + (h->fds_offset - h->regions_offset), d->fds,
+	       d->nr_fds * sizeof(struct ckpt_fd));
 	memcpy(tables + (h->strings_offset - h->regions_offset), d->strings,
 	       d->strings_len);
 	h->tables_checksum = ckpt_xxh64(tables, tables_len);
+	err = write_all(fd, tables, tables_len);
 	munmap(tables, tables_len);
+	if (err)
+		return err;
 
 	h->header_checksum = 0;
 	h->header_checksum = ckpt_xxh64(h, sizeof(*h));
@@ -914,10 +1219,12 @@ static int sigxfsz_pending(void)
 	return (pending >> (SIGXFSZ - 1)) & 1;
 }
 
-/* Write the image to a temporary file and rename it into place. */
-static int checkpoint(const ucontext_t *uc, int sig, pid_t pid)
+/*
+ * Write the image of the process d describes to a temporary file and rename
+ * it into place. Runs in the process itself, or in the forked writer.
+ */
+static int write_checkpoint(struct dump *d, pid_t pid)
 {
-	struct dump *d;
 	int fd, err, xfsz_before = sigxfsz_pending();
 	size_t n;
 
@@ -933,26 +1240,19 @@ static int checkpoint(const ucontext_t *uc, int sig, pid_t pid)
 		ckpt_tmp_path[n + lb.len] = '\0';
 	}
 
-	d = scratch_map(sizeof(*d));
-	if (!d) {
-		ckpt_log("cannot checkpoint: out of memory", NULL, ENOMEM);
-		return ENOMEM;
-	}
-	d->pagemap_fd = -1;
-
 	fd = open(ckpt_tmp_path,
 		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		err = errno;
 		ckpt_log("cannot create", ckpt_tmp_path, err);
-		goto out_free;
+		goto out;
 	}
 	if (fchmod(fd, 0600) < 0) { /* whatever the umask: it is all our memory */
 		err = errno;
 		ckpt_log("cannot chmod", ckpt_tmp_path, err);
 		goto out_unlink;
 	}
-	err = -collect(d, uc, sig, pid);
+	err = -collect_memory(d);
 	if (err) {
 		ckpt_log("cannot read the process's memory map", NULL, err);
 		goto out_unlink;
@@ -976,22 +1276,38 @@ static int checkpoint(const ucontext_t *uc, int sig, pid_t pid)
 	}
 	if (ckpt_verbose)
 		ckpt_log("image written to", ckpt_image_path, 0);
-	goto out_free;
+	goto out;
 
 out_unlink:
 	if (fd >= 0)
 		close(fd);
 	unlink(ckpt_tmp_path);
-out_free:
+out:
 	drop_our_sigxfsz(xfsz_before);
+	return err;
+}
+
+/* The synchronous checkpoint: the program waits until the image is whole. */
+static int checkpoint(const ucontext_t *uc, int sig)
+{
+	struct dump *d = dump_new();
+	int err;
+
+	if (!d) {
+		ckpt_log("cannot checkpoint: out of memory", NULL, ENOMEM);
+		return ENOMEM;
+	}
+	err = -prepare(d, uc, sig, getpid());
+	if (err)
+		ckpt_log("cannot read the process's state", NULL, err);
+	else
+		err = write_checkpoint(d, getpid());
 	dump_free(d);
-	munmap(d, sizeof(*d));
 	return err;
 }
 
 struct fork_args {
-	const ucontext_t *uc;
-	int sig;
+	struct dump *d;
 	pid_t self;
 	long writer; /* set by the go-between: the writer's pid or -errno */
 };
@@ -1013,8 +1329,7 @@ static int go_between(void *arg)
 		 * own session, so a Ctrl-C meant for the program does not cut
 		 * the image short. */
 		setsid();
-		syscall(SYS_exit_group,
-			checkpoint(fa->uc, fa->sig, fa->self) ? 1 : 0);
+		syscall(SYS_exit_group, write_checkpoint(fa->d, fa->self) ? 1 : 0);
 	}
 	fa->writer = pid < 0 ? -errno : pid;
 	return 0;
@@ -1023,34 +1338,38 @@ static int go_between(void *arg)
 /*
  * Forked checkpointing: a copy-on-write copy of the process writes the
  * image while the program goes on at once; the pause is one fork's worth of
- * page-table copying.
+ * page-table copying, plus reading the fd table and process settings.
  */
 static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 {
-	struct fork_args fa = { uc, sig, getpid(), -EAGAIN };
-	char *stack;
+	struct fork_args fa = { dump_new(), getpid(), -EAGAIN };
+	char *stack = NULL;
 	long child;
-	int status, err = 0;
+	int status, err;
 
-	stack = scratch_map(WRITER_STACK);
-	if (!stack) {
-		ckpt_log("cannot fork the image writer", NULL, ENOMEM);
-		return ENOMEM;
+	err = fa.d ? -prepare(fa.d, uc, sig, fa.self) : ENOMEM;
+	if (!err) {
+		stack = own_map(WRITER_STACK);
+		err = stack ? 0 : ENOMEM;
 	}
-	ckpt_writer_stack = (uint64_t)(uintptr_t)stack;
-	child = clone(go_between, stack + WRITER_STACK, CLONE_VM | CLONE_VFORK,
-		      &fa);
-	if (child < 0) {
-		err = errno;
-	} else {
-		while (syscall(SYS_wait4, child, &status, __WALL, NULL) < 0 &&
-		       errno == EINTR)
-			;
-		if (fa.writer < 0)
-			err = (int)-fa.writer;
+	if (!err) {
+		child = clone(go_between, stack + WRITER_STACK,
+			      CLONE_VM | CLONE_VFORK, &fa);
+		if (child < 0) {
+			err = errno;
+		} else {
+			while (syscall(SYS_wait4, child, &status, __WALL,
+				       NULL) < 0 &&
+			       errno == EINTR)
+				;
+			if (fa.writer < 0)
+				err = (int)-fa.writer;
+		}
 	}
-	ckpt_writer_stack = 0;
-	munmap(stack, WRITER_STACK);
+	if (stack)
+		own_unmap(stack, WRITER_STACK);
+	if (fa.d)
+		dump_free(fa.d);
 	if (err) {
 		ckpt_log("cannot fork the image writer", NULL, err);
 		return err;
@@ -1087,7 +1406,9 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		if (ckpt_fork)
 			err = checkpoint_forked(uc, sig, &writer);
 		else
-			err = checkpoint(uc, sig, getpid());
+			err = checkpoint(uc, sig);
+		/* A tracer holding us here sees memory as in the image. */
+		errno = saved_errno;
 		ckpt_image_done(err, ckpt_image_path, writer);
 	}
 	/* Both after the checkpoint and after a restart: return through the

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -34,6 +33,7 @@
 
 #include "ckpt_plan.h"
 #include "ckpt_validate.h"
+#include "restore_proc.h"
 
 #define PAGE_SZ ((uint64_t)CKPT_PAGE_SIZE)
 #define BLOB_STACK (256UL << 10)
@@ -43,10 +43,9 @@
 extern char __start_ckpt_blob[], __stop_ckpt_blob[];
 
 static const char *prog = "myrestart";
-static int verbose;
+static struct restore_opts opts;
 
-__attribute__((noreturn, format(printf, 2, 3))) static void
-die(int status, const char *fmt, ...)
+void ckpt_die(int status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,7 +89,7 @@ static void read_self_maps(struct self_maps *sm)
 	size_t cap = 64;
 
 	if (!f)
-		die(CKPT_EXIT_RESOURCE, "cannot read /proc/self/maps: %s",
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot read /proc/self/maps: %s",
 		    strerror(errno));
 	memset(sm, 0, sizeof(*sm));
 	sm->busy = malloc(cap * sizeof(*sm->busy));
@@ -122,7 +121,7 @@ static void read_self_maps(struct self_maps *sm)
 	}
 	fclose(f);
 	if (!sm->busy)
-		die(CKPT_EXIT_RESOURCE, "out of memory");
+		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
 }
 
 /*
@@ -137,7 +136,7 @@ static uint64_t find_hole(const struct ckpt_region *regs, uint64_t nr_regs,
 	uint64_t hole = 0, gap_end = CKPT_USER_TOP;
 
 	if (!all)
-		die(CKPT_EXIT_RESOURCE, "out of memory");
+		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
 	for (i = 0; i < nr_regs; i++) {
 		all[k].start = regs[i].start;
 		all[k++].end = regs[i].end;
@@ -163,7 +162,7 @@ static uint64_t find_hole(const struct ckpt_region *regs, uint64_t nr_regs,
 	}
 	free(all);
 	if (!hole)
-		die(CKPT_EXIT_RESOURCE,
+		ckpt_die(CKPT_EXIT_RESOURCE,
 		    "no free address range of %llu bytes outside the image's "
 		    "memory map to restart from",
 		    (unsigned long long)len);
@@ -192,7 +191,7 @@ static const char *kind_name(int kind)
 }
 
 /* Open every mapped file, once each, and check it is the one we saved. */
-static void open_files(const unsigned char *img, int32_t *region_fd,
+static void open_files(const unsigned char *img, int floor, int32_t *region_fd,
 		       int32_t *close_fds, int32_t *nr_close)
 {
 	const struct ckpt_header *h = (const void *)img;
@@ -223,25 +222,26 @@ static void open_files(const unsigned char *img, int32_t *region_fd,
 		ckpt_region_name(img, r, path, sizeof(path));
 		fd = open(path, (want_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 		if (fd < 0)
-			die(CKPT_EXIT_MISMATCH,
+			ckpt_die(CKPT_EXIT_MISMATCH,
 			    "cannot open %s, mapped by the program at 0x%llx: %s",
 			    path, (unsigned long long)r->start, strerror(errno));
 		if (fstat(fd, &st) < 0)
-			die(CKPT_EXIT_MISMATCH, "cannot stat %s: %s", path,
+			ckpt_die(CKPT_EXIT_MISMATCH, "cannot stat %s: %s", path,
 			    strerror(errno));
 		mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
 			st.st_mtim.tv_nsec;
 		if ((uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino)
-			die(CKPT_EXIT_MISMATCH,
+			ckpt_die(CKPT_EXIT_MISMATCH,
 			    "%s is not the file the program had mapped (it was "
 			    "replaced since the checkpoint)",
 			    path);
 		if ((uint64_t)st.st_size != r->file_size || mtime != r->mtime_ns)
-			die(CKPT_EXIT_MISMATCH,
+			ckpt_die(CKPT_EXIT_MISMATCH,
 			    "%s changed since the checkpoint (size or "
 			    "modification time differ); restarting could corrupt "
 			    "the program",
 			    path);
+		fd = ckpt_fd_above(fd, floor);
 		region_fd[i] = fd;
 		close_fds[(*nr_close)++] = fd;
 	}
@@ -268,7 +268,7 @@ static int plan_specials(const unsigned char *img, const struct self_maps *sm,
 		struct ckpt_special_move *m;
 
 		if (have != need)
-			die(CKPT_EXIT_MISMATCH,
+			ckpt_die(CKPT_EXIT_MISMATCH,
 			    "the image was made under another kernel: its %s is "
 			    "%llu bytes, this kernel's is %llu; restart it on the "
 			    "kernel it was made on",
@@ -300,6 +300,11 @@ static void set_msgs(struct ckpt_plan *p)
 				"break and arg/env layout, brk",
 		[CKPT_MSG_RSEQ] = "(warning, going on) cannot register rseq",
 		[CKPT_MSG_TLS] = "cannot restore the thread pointer",
+		[CKPT_MSG_MADVISE] = "(warning, going on) cannot restore the "
+				     "madvise flags of the region",
+		[CKPT_MSG_MLOCK] = "(warning, going on) cannot lock the region",
+		[CKPT_MSG_RLIMIT] = "(warning, going on) cannot restore the "
+				    "resource limit number",
 		[CKPT_MSG_AT] = " at ",
 		[CKPT_MSG_ERRNO] = ", errno ",
 		[CKPT_MSG_NEWLINE] = "\n",
@@ -324,18 +329,27 @@ static void unregister_own_rseq(void)
 	if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG_X86) &&
 	    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER,
 		    RSEQ_SIG_X86))
-		die(CKPT_EXIT_RESOURCE, "cannot unregister our rseq area: %s",
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot unregister our rseq area: %s",
 		    strerror(errno));
 }
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: myrestart [-v] IMAGE\n"
+		"usage: myrestart [-v] [--keep-stdio] [--force-files] IMAGE\n"
 		"Restart the program saved in IMAGE (written by libckpt.so on "
-		"its checkpoint\nsignal). The program continues with this "
-		"process's pid and its stdin,\nstdout and stderr. Exit statuses "
-		"when it cannot: see ckpt_image.h.\n");
+		"its checkpoint\nsignal). It continues with this process's pid; "
+		"its files are reopened at\ntheir numbers and offsets, and "
+		"terminals, pipes and sockets among fds 0-2\nbecome this "
+		"process's.\n"
+		"  -v             say what is restored\n"
+		"  --keep-stdio   give the program this process's fds 0, 1 and 2, "
+		"whatever\n                 they were (its output then "
+		"appears here)\n"
+		"  --force-files  go on when a file the program had open was "
+		"replaced or cut\n                 below its offset\n"
+		"Exit statuses when it cannot restart: see README or "
+		"ckpt_image.h.\n");
 }
 
 int main(int argc, char **argv)
@@ -350,49 +364,57 @@ int main(int argc, char **argv)
 	uint64_t blob_len, data_len, stack_len, special_len, image_len, total;
 	uint64_t keep, nr_regions;
 	unsigned char *base;
-	int fd, i;
+	struct fd_plan *fdplan;
+	int fd, i, floor;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
-			verbose = 1;
+			opts.verbose = 1;
+		} else if (!strcmp(argv[i], "--keep-stdio")) {
+			opts.keep_stdio = 1;
+		} else if (!strcmp(argv[i], "--force-files")) {
+			opts.force_files = 1;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			usage(stderr);
-			die(CKPT_EXIT_USAGE, "unknown option %s", argv[i]);
+			ckpt_die(CKPT_EXIT_USAGE, "unknown option %s", argv[i]);
 		} else if (!path) {
 			path = argv[i];
 		} else {
-			die(CKPT_EXIT_USAGE, "one image at a time, please");
+			ckpt_die(CKPT_EXIT_USAGE, "one image at a time, please");
 		}
 	}
 	if (!path) {
 		usage(stderr);
-		die(CKPT_EXIT_USAGE, "no image given");
+		ckpt_die(CKPT_EXIT_USAGE, "no image given");
 	}
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		die(CKPT_EXIT_OPEN, "cannot open image %s: %s", path,
+		ckpt_die(CKPT_EXIT_OPEN, "cannot open image %s: %s", path,
 		    strerror(errno));
 	if (fstat(fd, &st) < 0)
-		die(CKPT_EXIT_OPEN, "cannot stat image %s: %s", path,
+		ckpt_die(CKPT_EXIT_OPEN, "cannot stat image %s: %s", path,
 		    strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		die(CKPT_EXIT_NOT_FILE, "%s is %s, not an image file", path,
+		ckpt_die(CKPT_EXIT_NOT_FILE, "%s is %s, not an image file", path,
 		    S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
 	if (st.st_size == 0)
-		die(CKPT_EXIT_EMPTY, "%s: the image file is empty", path);
+		ckpt_die(CKPT_EXIT_EMPTY, "%s: the image file is empty", path);
 	image_len = page_up((uint64_t)st.st_size);
 	img = mmap(NULL, image_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	if (img == MAP_FAILED)
-		die(CKPT_EXIT_RESOURCE, "cannot map image %s: %s", path,
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot map image %s: %s", path,
 		    strerror(errno));
 	if (ckpt_validate(img, (size_t)st.st_size, 1, &verdict))
-		die(verdict.status, "%s: %s", path, verdict.msg);
+		ckpt_die(verdict.status, "%s: %s", path, verdict.msg);
 	h = (const void *)img;
 	nr_regions = h->nr_regions;
+	/* Our own fds live above all of the program's numbers. */
+	floor = ckpt_fd_floor(img);
+	fd = ckpt_fd_above(fd, floor);
 
 	/*
 	 * The kept range: blob code | plan, fd tables | stack | parked vDSO
@@ -411,17 +433,17 @@ int main(int argc, char **argv)
 	base = mmap((void *)keep, total, PROT_NONE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (base != (void *)keep)
-		die(CKPT_EXIT_RESOURCE, "cannot reserve 0x%llx-0x%llx: %s",
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot reserve 0x%llx-0x%llx: %s",
 		    (unsigned long long)keep, (unsigned long long)(keep + total),
 		    strerror(errno));
 	if (mprotect(base, blob_len + data_len + stack_len,
 		     PROT_READ | PROT_WRITE) < 0)
-		die(CKPT_EXIT_RESOURCE, "cannot set up the restore area: %s",
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot set up the restore area: %s",
 		    strerror(errno));
 	img = mremap((void *)img, image_len, image_len,
 		     MREMAP_MAYMOVE | MREMAP_FIXED, base + total - image_len);
 	if (img == MAP_FAILED)
-		die(CKPT_EXIT_RESOURCE, "cannot move the image mapping: %s",
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot move the image mapping: %s",
 		    strerror(errno));
 	h = (const void *)img;
 
@@ -432,47 +454,41 @@ int main(int argc, char **argv)
 	plan->image_base = (uint64_t)(uintptr_t)img;
 	plan->image_len = image_len;
 	plan->user_top = CKPT_USER_TOP;
-	plan->verbose = verbose;
+	plan->verbose = opts.verbose;
 	plan->region_fd = (int32_t *)(plan + 1);
 	plan->close_fds = plan->region_fd + nr_regions;
 	plan->exe_fd = -1;
 	set_msgs(plan);
 	plan_specials(img, &sm, plan,
 		      keep + blob_len + data_len + stack_len);
-	open_files(img, plan->region_fd, plan->close_fds, &plan->nr_close_fds);
+	open_files(img, floor, plan->region_fd, plan->close_fds,
+		   &plan->nr_close_fds);
 	plan->close_fds[plan->nr_close_fds++] = fd;
 	plan->image_fd = fd;
-	plan->exe_fd = open_exe(img);
+	plan->exe_fd = ckpt_fd_above(open_exe(img), floor);
 	if (plan->exe_fd >= 0)
 		plan->close_fds[plan->nr_close_fds++] = plan->exe_fd;
 
 	memcpy(base, __start_ckpt_blob,
 	       (size_t)(__stop_ckpt_blob - __start_ckpt_blob));
 	if (mprotect(base, blob_len, PROT_READ | PROT_EXEC) < 0)
-		die(CKPT_EXIT_RESOURCE, "cannot make the restore code executable: %s",
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot make the restore code executable: %s",
 		    strerror(errno));
-	if (verbose)
+	if (opts.verbose)
 		fprintf(stderr,
 			"myrestart: %s: %llu regions, %llu bytes stored; "
 			"restoring from 0x%llx\n",
 			path, (unsigned long long)nr_regions,
 			(unsigned long long)h->data_size,
 			(unsigned long long)keep);
+
+	/* The program's files at high numbers, its directory and settings;
+	 * then its fds in place: the last step that can still fail politely. */
+	fdplan = ckpt_prepare_fds(img, floor, &opts);
+	ckpt_restore_settings(img);
 	fflush(stdout);
 	fflush(stderr);
-
-	/* ps and pgrep should name the program, not us (comm is 15 bytes). */
-	if (h->exe_name_len) {
-		const char *exe = (const char *)img + h->strings_offset +
-				  h->exe_name_offset;
-		const char *slash = memrchr(exe, '/', h->exe_name_len);
-		size_t off = slash ? (size_t)(slash + 1 - exe) : 0;
-		char comm[16] = { 0 };
-
-		memcpy(comm, exe + off,
-		       h->exe_name_len - off < 15 ? h->exe_name_len - off : 15);
-		prctl(PR_SET_NAME, comm);
-	}
+	ckpt_install_fds(img, fdplan, plan->close_fds, plan->nr_close_fds);
 
 	/* The point of no return. */
 	unregister_own_rseq();

@@ -109,6 +109,42 @@ static long do_mmap(uint64_t addr, uint64_t len, long prot, long flags,
 		    (long)off);
 }
 
+static void advise(const struct ckpt_plan *p, const struct ckpt_region *r,
+		   uint32_t flag, long advice)
+{
+	long ret;
+
+	if (!(r->vmflags & flag))
+		return;
+	ret = sys(__NR_madvise, r->start, r->end - r->start, advice);
+	if (ret)
+		warn(p, CKPT_MSG_MADVISE, r->start, ret);
+}
+
+/*
+ * madvise and mlock state, as smaps showed it; failures only warn. (Calls,
+ * not a table: the blob carries no data section.)
+ */
+static void restore_vmflags(const struct ckpt_plan *p,
+			    const struct ckpt_region *r)
+{
+	long ret;
+
+	advise(p, r, CKPT_VM_DONTFORK, 10 /* MADV_DONTFORK */);
+	advise(p, r, CKPT_VM_WIPEONFORK, 18 /* MADV_WIPEONFORK */);
+	advise(p, r, CKPT_VM_DONTDUMP, 16 /* MADV_DONTDUMP */);
+	advise(p, r, CKPT_VM_HUGEPAGE, 14 /* MADV_HUGEPAGE */);
+	advise(p, r, CKPT_VM_NOHUGEPAGE, 15 /* MADV_NOHUGEPAGE */);
+	advise(p, r, CKPT_VM_MERGEABLE, 12 /* MADV_MERGEABLE */);
+	advise(p, r, CKPT_VM_SEQUENTIAL, 2 /* MADV_SEQUENTIAL */);
+	advise(p, r, CKPT_VM_RANDOM, 1 /* MADV_RANDOM */);
+	if (r->vmflags & CKPT_VM_LOCKED) {
+		ret = sys(__NR_mlock, r->start, r->end - r->start, 0);
+		if (ret)
+			warn(p, CKPT_MSG_MLOCK, r->start, ret);
+	}
+}
+
 static void restore_region(const struct ckpt_plan *p,
 			   const struct ckpt_header *h,
 			   const struct ckpt_region *r, int32_t fd)
@@ -122,6 +158,8 @@ static void restore_region(const struct ckpt_plan *p,
 	flags |= (r->flags & CKPT_REGION_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 	if (r->flags & CKPT_REGION_GROWSDOWN)
 		flags |= MAP_GROWSDOWN;
+	if (r->vmflags & CKPT_VM_NORESERVE)
+		flags |= MAP_NORESERVE;
 	if (r->kind == CKPT_KIND_FILE) {
 		ret = do_mmap(r->start, len, prot | fill_prot, flags, fd,
 			      r->file_offset);
@@ -148,6 +186,7 @@ static void restore_region(const struct ckpt_plan *p,
 		if (ret)
 			die(p, CKPT_MSG_PROTECT, r->start, ret);
 	}
+	restore_vmflags(p, r);
 }
 
 void ckpt_blob_main(struct ckpt_plan *p)
@@ -156,6 +195,7 @@ void ckpt_blob_main(struct ckpt_plan *p)
 	const struct ckpt_region *regs =
 		(const void *)(p->image_base + h->regions_offset);
 	uint64_t resume_entry, resume_stack, fs_base, gs_base, sigmask;
+	long itimers[3][4]; /* struct itimerval: interval, value */
 	struct prctl_mm_map mm;
 	long ret;
 	int i;
@@ -243,17 +283,34 @@ void ckpt_blob_main(struct ckpt_plan *p)
 			warn(p, CKPT_MSG_RSEQ, h->rseq.addr, ret);
 	}
 
-	/* 8. Drop our file descriptors and the image; keep what we need. */
+	/* 8. Resource limits, after our own mapping is done: a lower
+	 * RLIMIT_AS or RLIMIT_DATA could have got in its way. */
+	for (i = 0; i < CKPT_NRLIMITS; i++) {
+		ret = sys6(__NR_prlimit64, 0, i, (long)h->proc.rlimits[i], 0, 0,
+			   0);
+		if (ret)
+			warn(p, CKPT_MSG_RLIMIT, (uint64_t)i, ret);
+	}
+
+	/* 9. Drop our file descriptors and the image; keep what we need. */
 	resume_entry = h->resume_entry;
 	resume_stack = h->resume_stack;
 	fs_base = h->fs_base;
 	gs_base = h->gs_base;
 	sigmask = h->sigmask;
+	for (i = 0; i < 3; i++) {
+		const struct ckpt_itimer *t = &h->proc.itimers[i];
+
+		itimers[i][0] = (long)(t->interval_us / 1000000);
+		itimers[i][1] = (long)(t->interval_us % 1000000);
+		itimers[i][2] = (long)(t->value_us / 1000000);
+		itimers[i][3] = (long)(t->value_us % 1000000);
+	}
 	for (i = 0; i < p->nr_close_fds; i++)
 		sys(__NR_close, p->close_fds[i], 0, 0);
 	sys(__NR_munmap, p->image_base, p->image_len, 0);
 
-	/* 9. TLS, then the mask the handler ran with; rt_sigreturn restores
+	/* 10. TLS, then the mask the handler ran with; rt_sigreturn restores
 	 * the program's own when the handler returns. */
 	ret = sys(__NR_arch_prctl, ARCH_SET_FS, fs_base, 0);
 	if (ret == 0 && gs_base)
@@ -262,8 +319,13 @@ void ckpt_blob_main(struct ckpt_plan *p)
 		die(p, CKPT_MSG_TLS, fs_base, ret);
 	sys6(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&sigmask, 0, 8, 0,
 	     0);
+	/* Interval timers last: they run from here on, as they were. A
+	 * signal they raise waits for the handler's mask to be lifted. */
+	for (i = 0; i < 3; i++)
+		if (itimers[i][2] || itimers[i][3])
+			sys(__NR_setitimer, i, itimers[i], 0);
 
-	/* 10. Into libckpt: it unmaps this blob, its plan and stack, and
+	/* 11. Into libckpt: it unmaps this blob, its plan and stack, and
 	 * returns into the signal handler. */
 	__asm__ volatile("mov %0, %%rsp\n\t"
 			 "jmp *%3"

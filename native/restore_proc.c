@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * restore_proc.c - the program's open files and process settings, put back
+ * by myrestart before its point of no return: a file that changed is still
+ * a polite refusal here, not a crash later.
+ *
+ * Files are opened first at numbers above all of the program's (so nothing
+ * is clobbered while there is still a chance to fail), then moved to their
+ * own numbers as the very last step before the jump.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "restore_proc.h"
+
+/* Status flags worth asking open() for again (F_GETFL also reports the
+ * access mode and O_LARGEFILE, which open() takes as they are). */
+#define REOPEN_FLAGS                                                        \
+	(O_ACCMODE | O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME | \
+	 O_SYNC | O_DSYNC | O_LARGEFILE)
+
+static const char *fd_type_name(uint32_t type)
+{
+	switch (type) {
+	case CKPT_FD_PIPE:
+		return "a pipe";
+	case CKPT_FD_SOCKET:
+		return "a socket";
+	case CKPT_FD_CHAR:
+		return "a terminal or device";
+	default:
+		return "a kernel object (eventfd, epoll...)";
+	}
+}
+
+int ckpt_fd_floor(const unsigned char *img)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_fd *fds = (const void *)(img + h->fds_offset);
+
+	/* Sorted: the last is the highest. Keep 0-2 free in any case. */
+	if (h->nr_fds && fds[h->nr_fds - 1].fd >= 3)
+		return fds[h->nr_fds - 1].fd + 1;
+	return 3;
+}
+
+int ckpt_fd_above(int fd, int floor)
+{
+	int moved;
+
+	if (fd < 0 || fd >= floor)
+		return fd;
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+	if (moved < 0)
+		ckpt_die(CKPT_EXIT_RESOURCE,
+			 "cannot move a file descriptor above %d: %s", floor,
+			 strerror(errno));
+	close(fd);
+	return moved;
+}
+
+static void fd_path(const unsigned char *img, const struct ckpt_fd *f,
+		    char *buf, size_t size)
+{
+	const struct ckpt_header *h = (const void *)img;
+	size_t n = f->path_len < size - 1 ? f->path_len : size - 1;
+
+	memcpy(buf, img + h->strings_offset + f->path_offset, n);
+	buf[n] = '\0';
+}
+
+/* A regular file: same inode, and not cut below where the program was. */
+static int reopen_file(const struct ckpt_fd *f, const char *path,
+		       const struct restore_opts *o)
+{
+	struct stat st;
+	int fd = open(path, (int)(f->flags & REOPEN_FLAGS) | O_CLOEXEC);
+
+	if (fd < 0)
+		ckpt_die(CKPT_EXIT_FILES,
+			 "cannot reopen %s (the program's fd %d): %s; restore "
+			 "the file, or restart with --force-files to go on "
+			 "without it",
+			 path, f->fd, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		ckpt_die(CKPT_EXIT_FILES, "cannot stat %s: %s", path,
+			 strerror(errno));
+	if (((uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) &&
+	    !o->force_files)
+		ckpt_die(CKPT_EXIT_FILES,
+			 "%s (the program's fd %d) was replaced by another file "
+			 "since the checkpoint; restart with --force-files to "
+			 "use the new one",
+			 path, f->fd);
+	if ((uint64_t)st.st_size < f->pos && !o->force_files)
+		ckpt_die(CKPT_EXIT_FILES,
+			 "%s (the program's fd %d) was truncated to %lld bytes, "
+			 "below the program's offset %llu; restart with "
+			 "--force-files to go on anyway",
+			 path, f->fd, (long long)st.st_size,
+			 (unsigned long long)f->pos);
+	if (lseek(fd, (off_t)f->pos, SEEK_SET) < 0 && errno != ESPIPE)
+		ckpt_die(CKPT_EXIT_FILES, "cannot seek in %s: %s", path,
+			 strerror(errno));
+	return fd;
+}
+
+/*
+ * A file deleted while open: make a new unnamed one (O_TMPFILE) with the
+ * saved contents, in the directory it was in if that still exists.
+ */
+static int recreate_ghost(const unsigned char *img, const struct ckpt_fd *f,
+			  const char *path)
+{
+	static const char deleted[] = " (deleted)";
+	char dir[4096], proc[64];
+	size_t len = strlen(path), done;
+	int fd, reopened;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (len >= sizeof(deleted) - 1 &&
+	    !strcmp(dir + len - (sizeof(deleted) - 1), deleted))
+		dir[len - (sizeof(deleted) - 1)] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, f->mode & 07777);
+	if (fd < 0)
+		fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, f->mode & 07777);
+	if (fd < 0)
+		ckpt_die(CKPT_EXIT_FILES,
+			 "cannot recreate the deleted file %s (the program's fd "
+			 "%d): %s",
+			 path, f->fd, strerror(errno));
+	for (done = 0; done < f->size;) {
+		ssize_t n = write(fd, img + f->data_offset + done, f->size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ckpt_die(CKPT_EXIT_FILES,
+				 "cannot recreate the deleted file %s: %s", path,
+				 n < 0 ? strerror(errno) : "short write");
+		done += (size_t)n;
+	}
+	/* Now with the program's own access mode and flags. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	reopened = open(proc, (int)(f->flags & REOPEN_FLAGS) | O_CLOEXEC);
+	if (reopened < 0)
+		ckpt_die(CKPT_EXIT_FILES, "cannot reopen the recreated %s: %s",
+			 path, strerror(errno));
+	close(fd);
+	if (lseek(reopened, (off_t)f->pos, SEEK_SET) < 0)
+		ckpt_die(CKPT_EXIT_FILES, "cannot seek in the recreated %s: %s",
+			 path, strerror(errno));
+	return reopened;
+}
+
+/* A device: the same one by its path, if it is still there. */
+static int reopen_char(const struct ckpt_fd *f, const char *path)
+{
+	struct stat st;
+	int fd = open(path, (int)(f->flags & REOPEN_FLAGS) | O_CLOEXEC |
+				    O_NOCTTY);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || (uint64_t)st.st_rdev != f->rdev)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int placeholder(const struct ckpt_fd *f, const char *path)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	fprintf(stderr,
+		"myrestart: the program's fd %d was %s (%s), which cannot be "
+		"restored; it is /dev/null now\n",
+		f->fd, fd_type_name(f->type), path);
+	if (fd < 0)
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot open /dev/null: %s",
+			 strerror(errno));
+	return fd;
+}
+
+struct fd_plan *ckpt_prepare_fds(const unsigned char *img, int floor,
+				 const struct restore_opts *o)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_fd *fds = (const void *)(img + h->fds_offset);
+	struct fd_plan *plan = calloc(1, sizeof(*plan) +
+					       h->nr_fds * sizeof(plan->src[0]));
+	uint64_t i;
+
+	if (!plan)
+		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
+	plan->nr = h->nr_fds;
+	for (i = 0; i < h->nr_fds; i++) {
+		const struct ckpt_fd *f = &fds[i];
+		char path[4096];
+		int fd = -1;
+
+		fd_path(img, f, path, sizeof(path));
+		if (f->fd <= 2 && o->keep_stdio) {
+			plan->src[i] = KEEP_OURS;
+			continue;
+		}
+		switch (f->type) {
+		case CKPT_FD_FILE:
+			fd = reopen_file(f, path, o);
+			break;
+		case CKPT_FD_DIR:
+			fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fd >= 0)
+				lseek(fd, (off_t)f->pos, SEEK_SET);
+			else
+				fd = placeholder(f, path);
+			break;
+		case CKPT_FD_GHOST:
+			fd = recreate_ghost(img, f, path);
+			break;
+		case CKPT_FD_CHAR:
+			/* A terminal at 0-2: this one, where the user is now. */
+			if (f->fd <= 2 && strcmp(path, "/dev/null")) {
+				plan->src[i] = KEEP_OURS;
+				continue;
+			}
+			fd = reopen_char(f, path);
+			if (fd < 0)
+				fd = placeholder(f, path);
+			break;
+		default:
+			/* Pipes and sockets at 0-2 become ours: the usual case of
+			 * a program started in a pipeline. */
+			if (f->fd <= 2) {
+				if (o->verbose)
+					fprintf(stderr,
+						"myrestart: the program's fd %d "
+						"was %s (%s); it is this "
+						"process's fd %d now\n",
+						f->fd, fd_type_name(f->type),
+						path, f->fd);
+				plan->src[i] = KEEP_OURS;
+				continue;
+			}
+			fd = placeholder(f, path);
+			break;
+		}
+		plan->src[i] = ckpt_fd_above(fd, floor);
+	}
+	return plan;
+}
+
+void ckpt_install_fds(const unsigned char *img, struct fd_plan *plan,
+		      const int *keep, int nr_keep)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_fd *fds = (const void *)(img + h->fds_offset);
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	uint64_t i;
+	int k;
+
+	if (!dir)
+		ckpt_die(CKPT_EXIT_RESOURCE, "cannot list /proc/self/fd: %s",
+			 strerror(errno));
+	/* Close what we inherited and the program did not have open. */
+	while ((de = readdir(dir))) {
+		int fd = atoi(de->d_name), wanted = 0;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+		    fd == dirfd(dir))
+			continue;
+		for (k = 0; k < nr_keep && !wanted; k++)
+			wanted = keep[k] == fd;
+		for (i = 0; i < plan->nr && !wanted; i++)
+			wanted = plan->src[i] == fd ||
+				 (fds[i].fd == fd && plan->src[i] == KEEP_OURS);
+		if (!wanted)
+			close(fd);
+	}
+	closedir(dir);
+	for (i = 0; i < plan->nr; i++) {
+		int flags = fds[i].cloexec ? O_CLOEXEC : 0;
+
+		if (plan->src[i] == KEEP_OURS) {
+			fcntl(fds[i].fd, F_SETFD, fds[i].cloexec ? FD_CLOEXEC : 0);
+			continue;
+		}
+		if (dup3(plan->src[i], fds[i].fd, flags) < 0)
+			ckpt_die(CKPT_EXIT_RESOURCE,
+				 "cannot put the program's fd %d in place: %s",
+				 fds[i].fd, strerror(errno));
+		close(plan->src[i]);
+	}
+}
+
+void ckpt_restore_settings(const unsigned char *img)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_proc *p = &h->proc;
+	char cwd[4096], comm[17];
+
+	if (p->cwd_len) {
+		size_t n = p->cwd_len < sizeof(cwd) - 1 ? p->cwd_len :
+							  sizeof(cwd) - 1;
+
+		memcpy(cwd, img + h->strings_offset + p->cwd_offset, n);
+		cwd[n] = '\0';
+		if (chdir(cwd) < 0)
+			fprintf(stderr,
+				"myrestart: cannot return to the program's "
+				"directory %s (%s); it stays in this one\n",
+				cwd, strerror(errno));
+	}
+	umask((mode_t)p->umask);
+	memcpy(comm, p->comm, 16);
+	comm[16] = '\0';
+	if (comm[0])
+		prctl(PR_SET_NAME, comm);
+	if (p->thp_disable > 0)
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	if (p->dumpable == 0 || p->dumpable == 1)
+		prctl(PR_SET_DUMPABLE, p->dumpable, 0, 0, 0);
+	if (p->no_new_privs > 0)
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if (p->child_subreaper > 0)
+		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	if (p->timerslack_ns)
+		prctl(PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0, 0);
+}

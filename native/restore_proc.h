@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* restore_proc.h - fds and process settings, restored before the jump. */
+#ifndef RESTORE_PROC_H
+#define RESTORE_PROC_H
+
+#include "ckpt_image.h"
+
+struct restore_opts {
+	int keep_stdio;  /* fds 0-2: this process's, whatever they were */
+	int force_files; /* go on when an open file was replaced or cut */
+	int verbose;
+};
+
+#define KEEP_OURS (-2) /* the fd is myrestart's own one with that number */
+
+struct fd_plan {
+	uint64_t nr;
+	int src[]; /* per saved fd: where it is open now, or KEEP_OURS */
+};
+
+/* myrestart's error exit: one line, a CKPT_EXIT_* status. */
+__attribute__((noreturn, format(printf, 2, 3))) void ckpt_die(int status,
+							       const char *fmt,
+							       ...);
+
+/* Lowest fd number above all of the program's. */
+int ckpt_fd_floor(const unsigned char *img);
+/* Move fd to a number >= floor (close-on-exec); returns it. */
+int ckpt_fd_above(int fd, int floor);
+/* Open every saved fd at a number >= floor; dies politely on a change. */
+struct fd_plan *ckpt_prepare_fds(const unsigned char *img, int floor,
+				 const struct restore_opts *o);
+/* Close the rest but keep[], then move each fd to its number. */
+void ckpt_install_fds(const unsigned char *img, struct fd_plan *plan,
+		      const int *keep, int nr_keep);
+/* Directory, umask, name and prctl settings. */
+void ckpt_restore_settings(const unsigned char *img);
+
+#endif /* RESTORE_PROC_H */
