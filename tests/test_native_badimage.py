@@ -1,0 +1,278 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""myrestart refuses bad images cleanly: the exact CKPT_EXIT_* status from
+native/ckpt_image.h, one ``myrestart: `` line on stderr, nothing on stdout,
+no death by a signal, and no hang.
+
+The images are damaged copies of one good image; field offsets come from the
+header through cffi, exit statuses from its #defines - nothing is restated
+here by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+
+import pytest
+import xxhash
+
+import support
+from support import (
+    MYRESTART,
+    ProcTracker,
+    Target,
+    checkpoint,
+    describe_status,
+    finish,
+    header_defines,
+    header_ffi,
+    start_target,
+    target_path,
+)
+
+pytestmark = pytest.mark.usefixtures("built")
+
+EXIT = header_defines()
+FFI = header_ffi()
+HEADER_SIZE = FFI.sizeof("struct ckpt_header")
+
+
+def off(field: str) -> int:
+    return FFI.offsetof("struct ckpt_header", field)
+
+
+def u32(data: bytes | bytearray, field: str) -> int:
+    return struct.unpack_from("<I", data, off(field))[0]
+
+
+def u64(data: bytes | bytearray, field: str) -> int:
+    return struct.unpack_from("<Q", data, off(field))[0]
+
+
+def reseal(data: bytearray) -> bytearray:
+    """Recompute header_checksum after editing the header."""
+    struct.pack_into("<Q", data, off("header_checksum"), 0)
+    digest = xxhash.xxh64_intdigest(bytes(data[:HEADER_SIZE]), seed=0)
+    struct.pack_into("<Q", data, off("header_checksum"), digest)
+    return data
+
+
+@pytest.fixture(scope="module")
+def good_image(tmp_path_factory, native_build, targets_build):
+    """One image of the quiet target (it restarts and passes: checked)."""
+    tmp = tmp_path_factory.mktemp("good")
+    image = tmp / "good.img"
+    procs = ProcTracker()
+    try:
+        proc = start_target(procs, target_path("quiet"), image)
+        checkpoint(proc, image)
+        proc.kill()
+    finally:
+        procs.cleanup()
+    data = image.read_bytes()
+    assert data[: len(b"EXTCKPT\0")] == b"EXTCKPT\0"
+    assert u32(data, "version") == EXIT["CKPT_FORMAT_VERSION"]
+    return image
+
+
+@pytest.fixture
+def image_bytes(good_image) -> bytearray:
+    return bytearray(good_image.read_bytes())
+
+
+def run_myrestart(*args, timeout: float = 30) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            [str(MYRESTART), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:  # run() has killed it
+        pytest.fail(f"myrestart {args} hung for {timeout} s: {e}")
+
+
+def assert_refused(r: subprocess.CompletedProcess, status: str, *, mentions=(), usage=False) -> str:
+    """Exit status EXIT[status], one `myrestart: ` line, no stdout.
+
+    With usage, the usage text may come first; the last line is the error.
+    """
+    err = r.stderr.decode(errors="replace")
+    detail = f"{describe_status(r.returncode)}; stdout {r.stdout!r}; stderr {err!r}"
+    assert r.returncode >= 0, f"myrestart died by a signal: {detail}"
+    assert r.returncode == EXIT[status], f"expected {status} ({EXIT[status]}): {detail}"
+    lines = err.splitlines()
+    assert lines and err.endswith("\n"), f"expected a stderr line: {detail}"
+    if not usage:
+        assert len(lines) == 1, f"expected one stderr line: {detail}"
+    assert lines[-1].startswith("myrestart: "), detail
+    assert r.stdout == b"", detail
+    for word in mentions:
+        assert str(word) in lines[-1], f"message should mention {word!r}: {lines[-1]}"
+    return lines[-1]
+
+
+def write(tmp_path, data: bytes | bytearray, name: str = "bad.img"):
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+# ---- arguments and files ------------------------------------------------------
+
+
+def test_no_argument():
+    assert_refused(run_myrestart(), "CKPT_EXIT_USAGE", usage=True)
+
+
+def test_unknown_option(good_image):
+    assert_refused(run_myrestart("--no-such-option", good_image), "CKPT_EXIT_USAGE", usage=True)
+
+
+def test_missing_file(tmp_path):
+    assert_refused(run_myrestart(tmp_path / "absent.img"), "CKPT_EXIT_OPEN")
+
+
+def test_directory(tmp_path):
+    assert_refused(run_myrestart(tmp_path), "CKPT_EXIT_NOT_FILE")
+
+
+def test_character_device():
+    assert_refused(run_myrestart("/dev/null"), "CKPT_EXIT_NOT_FILE")
+
+
+def test_fifo_does_not_hang(tmp_path):
+    """Opening a FIFO for reading blocks unless done with care."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert_refused(run_myrestart(fifo, timeout=10), "CKPT_EXIT_NOT_FILE")
+
+
+def test_empty_file(tmp_path):
+    assert_refused(run_myrestart(write(tmp_path, b"")), "CKPT_EXIT_EMPTY")
+
+
+def test_not_an_image(tmp_path):
+    assert_refused(run_myrestart(write(tmp_path, b"hello, world\n" * 1000)), "CKPT_EXIT_BAD_MAGIC")
+
+
+def test_elf_file_is_not_an_image():
+    assert_refused(run_myrestart(MYRESTART), "CKPT_EXIT_BAD_MAGIC")
+
+
+@pytest.mark.parametrize("index", [0, 3, 7])
+def test_flipped_magic(tmp_path, image_bytes, index):
+    image_bytes[index] ^= 0x20
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_BAD_MAGIC")
+
+
+# ---- sizes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep", ["header-part", "header-page", "half", "all-but-one-byte"])
+def test_truncated(tmp_path, image_bytes, keep):
+    size = {
+        "header-part": 100,
+        "header-page": EXIT["CKPT_PAGE_SIZE"],
+        "half": len(image_bytes) // 2,
+        "all-but-one-byte": len(image_bytes) - 1,
+    }[keep]
+    assert_refused(run_myrestart(write(tmp_path, image_bytes[:size])), "CKPT_EXIT_TRUNCATED")
+
+
+def test_longer_than_the_header_says(tmp_path, image_bytes):
+    assert_refused(run_myrestart(write(tmp_path, image_bytes + b"\0")), "CKPT_EXIT_TRUNCATED")
+
+
+# ---- version and architecture ---------------------------------------------------
+
+
+@pytest.mark.parametrize("resealed", [True, False], ids=["resealed", "stale-checksum"])
+def test_future_version(tmp_path, image_bytes, resealed):
+    """Version is checked before the checksum: the message names both."""
+    version = EXIT["CKPT_FORMAT_VERSION"] + 1
+    struct.pack_into("<I", image_bytes, off("version"), version)
+    if resealed:
+        reseal(image_bytes)
+    assert_refused(
+        run_myrestart(write(tmp_path, image_bytes)),
+        "CKPT_EXIT_VERSION",
+        mentions=(version, EXIT["CKPT_FORMAT_VERSION"]),
+    )
+
+
+@pytest.mark.parametrize("field,value", [("arch", 3), ("arch", 183), ("page_size", 65536)])
+def test_wrong_arch(tmp_path, image_bytes, field, value):
+    struct.pack_into("<I", image_bytes, off(field), value)
+    reseal(image_bytes)
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_ARCH")
+
+
+# ---- integrity ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["created_ns", "resume_entry", "fs_base", "sigmask"])
+def test_header_checksum(tmp_path, image_bytes, field):
+    image_bytes[off(field)] ^= 0x01
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_CORRUPT")
+
+
+def test_header_checksum_field_itself(tmp_path, image_bytes):
+    image_bytes[off("header_checksum") + 3] ^= 0x40
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_CORRUPT")
+
+
+@pytest.mark.parametrize("where", ["regions", "runs", "strings"])
+def test_tables_checksum(tmp_path, image_bytes, where):
+    start = u64(image_bytes, f"{where}_offset")
+    image_bytes[start + 5] ^= 0x10
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_CORRUPT")
+
+
+def test_absurd_table_size(tmp_path, image_bytes):
+    """A consistent header (resealed) whose tables cannot fit the file."""
+    struct.pack_into("<Q", image_bytes, off("nr_regions"), 1 << 40)
+    reseal(image_bytes)
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_CORRUPT")
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_region_data(tmp_path, image_bytes, where):
+    start, size = u64(image_bytes, "data_offset"), u64(image_bytes, "data_size")
+    assert size > 0
+    index = {"first": start, "middle": start + size // 2, "last": start + size - 1}[where]
+    image_bytes[index] ^= 0x01
+    assert_refused(run_myrestart(write(tmp_path, image_bytes)), "CKPT_EXIT_DATA_CORRUPT")
+
+
+# ---- the world changed --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["mtime", "content", "deleted"])
+def test_executable_changed(procs, tmp_path, change):
+    """The program's file changed since the checkpoint: MISMATCH, not a crash."""
+    exe = tmp_path / "quiet"
+    shutil.copy2(target_path("quiet"), exe)
+    image = tmp_path / "img"
+    proc = start_target(procs, exe, image)
+    checkpoint(proc, image)
+    proc.kill()
+    if change == "mtime":
+        st = exe.stat()
+        os.utime(exe, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    elif change == "content":
+        with open(exe, "r+b") as f:  # same size, one byte different
+            f.seek(100)
+            byte = f.read(1)
+            f.seek(100)
+            f.write(bytes([byte[0] ^ 0xFF]))
+    else:
+        exe.unlink()
+    assert_refused(run_myrestart(image), "CKPT_EXIT_MISMATCH")
+
+
+def test_good_image_still_restarts(procs, good_image):
+    """The control: the undamaged image restarts and passes."""
+    finish(support.restart(procs, good_image), Target("quiet"))
