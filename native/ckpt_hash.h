@@ -89,11 +89,12 @@ static inline void ckpt_xxh64_stripes(struct ckpt_xxh64 *s, const void *data,
 	s->total_len += len;
 }
 
-/* Finish with the last tail_len (< 32) bytes at tail. */
+/* Finish with the last tail_len (< 32) bytes at tail (NULL if none). */
 static inline uint64_t ckpt_xxh64_final(const struct ckpt_xxh64 *s,
 					const void *tail, size_t tail_len)
 {
-	const unsigned char *p = tail, *end = p + tail_len;
+	const unsigned char *p = tail;
+	size_t i = 0;
 	uint64_t h;
 
 	if (s->total_len >= 32) {
@@ -107,17 +108,18 @@ static inline uint64_t ckpt_xxh64_final(const struct ckpt_xxh64 *s,
 		h = CKPT_XXH_P5; /* seed 0 */
 	}
 	h += s->total_len + tail_len;
-	for (; p + 8 <= end; p += 8) {
-		h ^= ckpt_xxh_round(0, ckpt_read64(p));
+	/* Indices, not pointer steps: no arithmetic on a NULL tail. */
+	for (; i + 8 <= tail_len; i += 8) {
+		h ^= ckpt_xxh_round(0, ckpt_read64(p + i));
 		h = ckpt_rotl64(h, 27) * CKPT_XXH_P1 + CKPT_XXH_P4;
 	}
-	if (p + 4 <= end) {
-		h ^= (uint64_t)ckpt_read32(p) * CKPT_XXH_P1;
+	if (i + 4 <= tail_len) {
+		h ^= (uint64_t)ckpt_read32(p + i) * CKPT_XXH_P1;
 		h = ckpt_rotl64(h, 23) * CKPT_XXH_P2 + CKPT_XXH_P3;
-		p += 4;
+		i += 4;
 	}
-	for (; p < end; p++) {
-		h ^= (uint64_t)*p * CKPT_XXH_P5;
+	for (; i < tail_len; i++) {
+		h ^= (uint64_t)p[i] * CKPT_XXH_P5;
 		h = ckpt_rotl64(h, 11) * CKPT_XXH_P1;
 	}
 	h ^= h >> 33;

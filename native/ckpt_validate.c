@@ -103,7 +103,8 @@ static int check_header(const unsigned char *img, size_t len,
 			    len, (unsigned long long)h.image_size);
 
 	/* header | data | regions | runs | strings, contiguous. */
-	if (h.data_offset != CKPT_PAGE_SIZE ||
+	/* Page-aligned data keeps every table that follows it aligned. */
+	if (h.data_offset != CKPT_PAGE_SIZE || (h.data_size & PAGE_MASK) ||
 	    !span_ok(h.data_offset, h.data_size, 1, len, &end) ||
 	    h.regions_offset != end ||
 	    !span_ok(h.regions_offset, h.nr_regions, sizeof(struct ckpt_region),
@@ -170,7 +171,12 @@ static int check_fds(const unsigned char *img, uint64_t next_data,
 				    "the image's entry for fd %d is corrupted",
 				    f->fd);
 		if (f->type == CKPT_FD_GHOST) {
+			uint64_t end;
+
+			/* Bounded by the data area: no sum of sizes can wrap. */
 			if (f->data_offset != next_data ||
+			    !span_ok(f->data_offset, f->data_len, 1,
+				     h->data_offset + h->data_size, &end) ||
 			    f->data_len != ((f->size + CKPT_PAGE_SIZE - 1) &
 					    ~PAGE_MASK) ||
 			    f->size > f->data_len)

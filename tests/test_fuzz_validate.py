@@ -53,28 +53,7 @@ class Open:
         self.gcc_suppress = gcc_suppress  # flag that lets the fuzzing run go past it
 
 
-KNOWN_OPEN: dict[str, Open] = {
-    "misaligned-region-table.bin": Open(
-        "check_regions: data_size not a multiple of 8 leaves the region table misaligned "
-        "(member access within misaligned address); check_header should require a page-multiple "
-        "data_size",
-        ("gcc", "clang"),
-        "-fno-sanitize=alignment",
-    ),
-    "null-tail-checksum.bin": Open(
-        "check_data calls ckpt_xxh64_final(&xs, NULL, 0): ckpt_hash.h:96 computes NULL + 0, "
-        "undefined (clang's pointer-overflow check; gcc's does not flag it)",
-        ("clang",),
-        None,
-    ),
-    "ghost-size-wrap.bin": Open(
-        "check_fds: next_data += f->data_len wraps with two 2^63-byte ghost files, the tables pass, "
-        "then check_data hashes f->size bytes far past the image (heap-buffer-overflow, SIGSEGV "
-        "without sanitizers)",
-        ("gcc", "clang"),
-        None,
-    ),
-}
+KNOWN_OPEN: dict[str, Open] = {}
 
 # What a clean verdict on each generated reproducer is, once native/ is fixed;
 # a committed crashes/*.bin must be rejected (non-zero) unless listed here.
@@ -230,12 +209,9 @@ def fuzz(driver: Path, seeds: Path, seconds: int, seed: int, tmp_path: Path) -> 
 
 
 def test_seeds_are_valid_images(replay_driver: tuple[str, Path], seeds: Path) -> None:
-    cc, driver = replay_driver
+    _cc, driver = replay_driver
     images = [p for p in (seeds / "synth.img", seeds / "real-small.img") if p.exists()]
     r = run_bounded([str(driver), "-r", *map(str, images)], timeout=60)
-    # With clang, every valid image checked with check_data meets the open NULL + 0 bug.
-    if cc == "clang" and any(m in r.stderr for m in REPORT_MARKERS):
-        pytest.xfail(KNOWN_OPEN["null-tail-checksum.bin"].why)
     assert_clean(r, "replaying the seeds")
     for img in images:
         assert f"{img}: status 0\n" in r.stdout, r.stdout
