@@ -16,9 +16,8 @@ import struct
 import subprocess
 
 import pytest
-import xxhash
-
 import support
+import xxhash
 from support import (
     MYRESTART,
     ProcTracker,
@@ -86,6 +85,7 @@ def run_myrestart(*args, timeout: float = 30) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
             [str(MYRESTART), *map(str, args)],
+            check=False,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout,

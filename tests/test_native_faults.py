@@ -12,7 +12,6 @@ this machine does not allow it.
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import signal
 import subprocess
@@ -20,9 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-import xxhash
-
 import support
+import xxhash
 from support import (
     DEADLINE,
     Proc,
@@ -129,20 +127,20 @@ def test_killed_while_writing(procs, tmp_path):
 
 
 def _chattr(flag: str, path: Path) -> bool:
-    r = subprocess.run(["chattr", flag, str(path)], capture_output=True, timeout=30)
+    r = subprocess.run(["chattr", flag, str(path)], check=False, capture_output=True, timeout=30)
     return r.returncode == 0
 
 
 def _mount(*args: str) -> bool:
     try:
-        r = subprocess.run(["mount", *args], capture_output=True, timeout=30)
+        r = subprocess.run(["mount", *args], check=False, capture_output=True, timeout=30)
     except FileNotFoundError:
         return False
     return r.returncode == 0
 
 
 def _umount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+    subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True, timeout=30)
 
 
 def _writable(directory: Path) -> bool:
@@ -247,4 +245,3 @@ def test_disk_full(procs, tmp_path, how, older):
         assert proc.stderr.count("\n") == 1, proc.transcript()
         if older:
             restart_and_pass(procs, image)
-

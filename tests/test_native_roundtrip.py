@@ -11,7 +11,6 @@ import signal
 import time
 
 import pytest
-
 import support
 from support import (
     DEFAULT_VARIANT,
@@ -87,7 +86,7 @@ def test_three_generations_with_steps(procs, tmp_path, variant):
 def test_checkpoint_unnoticed(procs, tmp_path, target):
     """After a checkpoint the original program goes on and passes."""
     image = tmp_path / "img"
-    proc = start_target(procs, target_path(target.name), image, target.args)
+    proc = start_target(procs, target_path(target.name), image, support.target_args(target, tmp_path))
     checkpoint(proc, image)
     finish(proc, target)
 
