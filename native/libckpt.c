@@ -85,6 +85,13 @@ static int (*real_pthread_sigmask)(int, const sigset_t *, sigset_t *);
  */
 __attribute__((visibility("hidden"))) volatile unsigned ckpt_eintr_gen;
 
+/*
+ * The program's errno when the signal came. Our own failing calls change
+ * errno while we write; putting it back before each write keeps the image's
+ * TLS page as the program had it.
+ */
+static int ckpt_program_errno;
+
 /* What the program believes about the checkpoint signal (see sigaction()). */
 static struct sigaction ckpt_prog_action;
 static int ckpt_prog_blocked;
@@ -681,7 +688,11 @@ static int parse_maps(struct dump *d)
 	for (i = 0; i < d->nr_regions; i++) {
 		struct ckpt_region *r = &d->regions[i];
 
-		if (d->self_ino && r->ino == d->self_ino)
+		uint64_t bss = (uint64_t)(uintptr_t)&ckpt_nr_own;
+
+		/* Our file mappings, and our .bss beyond them. */
+		if ((d->self_ino && r->ino == d->self_ino) ||
+		    (bss >= r->start && bss < r->end))
 			r->flags |= CKPT_REGION_CKPTLIB;
 		if (r->kind != CKPT_KIND_FILE)
 			r->ino = 0;
@@ -1076,6 +1087,7 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 				src = d->bounce;
 			}
 			ckpt_xxh64_stripes(&xs, src, n);
+			errno = ckpt_program_errno;
 			err = write_all(fd, src, n);
 		}
 		*offset += run->len;
@@ -1386,6 +1398,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	long err;
 
 	(void)si;
+	ckpt_program_errno = saved_errno;
 	/* After a syscall instruction rcx holds the return address: rax ==
 	 * -EINTR there means we cut a non-restartable call short. */
 	if (uc->uc_mcontext.gregs[REG_RAX] == -EINTR &&

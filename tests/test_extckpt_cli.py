@@ -346,11 +346,6 @@ def test_verify_on_held_process(bins, tmp_path: Path) -> None:
             assert any(k in r.name for k in KNOWN_NATIVE), r
 
 
-@pytest.mark.xfail(
-    reason="native: libckpt changes errno, ld.so's lazy-binding data and unmaps a scratch page "
-    "after writing the image and before ckpt_image_done",
-    strict=False,
-)
 def test_verify_on_held_process_agrees(bins, tmp_path: Path) -> None:
     with started([str(bins["cli_spin"])], image=tmp_path / "a.ckpt") as p:
         res = extckpt.attach(p.pid, verify=True)
