@@ -274,23 +274,27 @@ def target_path(name: str, variant: str = DEFAULT_VARIANT) -> Path:
     return TARGETS_BUILD / variant / name
 
 
-def ckpt_env(image: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+def ckpt_env(image: Path | str, extra: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The environment for a target: libckpt preloaded, CKPT_IMAGE=image;
+    extra adds variables (a value None removes one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CKPT_")}
-    env.pop("LD_PRELOAD", None)
     env["LD_PRELOAD"] = str(LIBCKPT)
     env["CKPT_IMAGE"] = str(image)
-    if extra:
-        env.update(extra)
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
 def start_target(
     procs: ProcTracker,
     exe: Path,
-    image: Path,
+    image: Path | str,
     args: Sequence[str] = (),
     *,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     preexec_fn: Callable[[], None] | None = None,
     wait_ready: bool = True,
     cwd: str | os.PathLike | None = None,
@@ -395,14 +399,19 @@ def _caught_signals(pid: int) -> int | None:
     return None
 
 
-def wait_restored(proc: Proc, image: Path | None = None, timeout: float = DEADLINE) -> None:
+def wait_restored(
+    proc: Proc,
+    image: Path | None = None,
+    timeout: float = DEADLINE,
+    sig: int = signal.SIGUSR2,
+) -> None:
     """Wait until the restore is over and the program runs again.
 
     Until then a signal (SIGUSR1 for the spinning targets, the checkpoint
     signal for the next generation) reaches myrestart or its restore blob,
     not the program. Seen from outside, the restore is over when no mapping
     of myrestart or of the image is left and the program's handler for the
-    checkpoint signal is installed again. (myrestart does not block signals
+    checkpoint signal (sig) is installed again. (myrestart does not block signals
     while it restores: a signal in that window kills it or runs the
     program's handler half-restored - reported as a native bug.)
     """
@@ -410,7 +419,7 @@ def wait_restored(proc: Proc, image: Path | None = None, timeout: float = DEADLI
     image_name = str(Path(image).resolve()) if image else None
     if image_name is None and proc.argv[0] == own and len(proc.argv) > 1:
         image_name = str(Path(proc.argv[-1]).resolve())
-    bit = 1 << (signal.SIGUSR2 - 1)
+    bit = 1 << (sig - 1)
     deadline = time.monotonic() + timeout
     settled = 0
     while True:
