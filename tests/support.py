@@ -499,6 +499,8 @@ TARGETS = (
     Target("tls"),
     Target("deep"),
     Target("signals"),
+    Target("altstack"),
+    Target("procself", ("first arg", "second")),
     Target("itimer"),  # if it fails: xfail=ITIMER_XFAIL
     Target("blocked", ("read",)),
     Target("blocked", ("poll",)),
