@@ -815,6 +815,11 @@ static void collect_proc(struct dump *d)
 			pr->itimers[i].value_us =
 				(uint64_t)it.it_value.tv_sec * 1000000 +
 				(uint64_t)it.it_value.tv_usec;
+			/* ITIMER_REAL re-arms when its SIGALRM is dequeued,
+			 * and we block it: just after an expiry a periodic
+			 * timer reads as disarmed. It is not. */
+			if (!pr->itimers[i].value_us)
+				pr->itimers[i].value_us = pr->itimers[i].interval_us;
 		}
 	}
 	prctl(PR_GET_NAME, pr->comm);
@@ -1399,6 +1404,9 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 
 	(void)si;
 	ckpt_program_errno = saved_errno;
+	/* No buffer of ours exists between checkpoints; a restarted process
+	 * inherits the list as it was in the middle of writing its image. */
+	ckpt_nr_own = 0;
 	/* After a syscall instruction rcx holds the return address: rax ==
 	 * -EINTR there means we cut a non-restartable call short. */
 	if (uc->uc_mcontext.gregs[REG_RAX] == -EINTR &&

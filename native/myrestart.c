@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -365,6 +366,7 @@ int main(int argc, char **argv)
 	uint64_t keep, nr_regions;
 	unsigned char *base;
 	struct fd_plan *fdplan;
+	sigset_t all;
 	int fd, i, floor;
 
 	for (i = 1; i < argc; i++) {
@@ -391,7 +393,15 @@ int main(int argc, char **argv)
 		ckpt_die(CKPT_EXIT_USAGE, "no image given");
 	}
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/*
+	 * Signals sent to us from now on are meant for the program: they wait,
+	 * blocked, and reach its own handlers when it runs again.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+
+	/* O_NONBLOCK: a FIFO must not hang us until a writer comes. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		ckpt_die(CKPT_EXIT_OPEN, "cannot open image %s: %s", path,
 		    strerror(errno));
