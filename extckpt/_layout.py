@@ -23,9 +23,12 @@ STRUCTS = (
     "struct ckpt_sigaction",
     "struct ckpt_rseq",
     "struct ckpt_mm",
+    "struct ckpt_itimer",
+    "struct ckpt_proc",
     "struct ckpt_header",
     "struct ckpt_region",
     "struct ckpt_run",
+    "struct ckpt_fd",
 )
 
 

@@ -25,7 +25,7 @@ from .attach import attach as api_attach
 from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError
 from .launch import restart as api_restart
 from .launch import run as api_run
-from .show import ImageInfo
+from .show import FdInfo, ImageInfo, ProcInfo
 from .show import show as api_show
 from .verify import VerifyResult
 from .verify import verify as api_verify
@@ -364,11 +364,81 @@ def _time(ns: int) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
+def _limit_text(v: int | None, unit: str) -> str:
+    if v is None:
+        return "unlimited"
+    if unit == "bytes":
+        return human(v)
+    return f"{v} {unit}" if unit else str(v)
+
+
+def _usec(us: int) -> str:
+    return f"{us / 1000:.3f} ms" if us < 1_000_000 else f"{us / 1e6:.3f} s"
+
+
+def _proc_lines(p: ProcInfo) -> list[str]:
+    lines = [
+        f"name:      {p.comm}",
+        f"cwd:       {p.cwd}",
+        f"umask:     {p.umask_octal}",
+    ]
+    limited = p.limited
+    if limited:
+        lines.append("rlimits:   (the ones not unlimited)")
+        for r in limited:
+            soft, hard = _limit_text(r.soft, r.unit), _limit_text(r.hard, r.unit)
+            lines.append(f"  {r.resource:<11} soft {soft:<14} hard {hard}")
+    else:
+        lines.append("rlimits:   all unlimited")
+    armed = p.armed_itimers
+    if armed:
+        lines.append("itimers:")
+        for t in armed:
+            then = f"then every {_usec(t.interval_us)}" if t.interval_us else "once"
+            lines.append(f"  {t.timer:<11} next in {_usec(t.value_us)}, {then}")
+    else:
+        lines.append("itimers:   none armed")
+    lines.append(
+        f"prctl:     dumpable {p.dumpable}, no_new_privs {p.no_new_privs}, thp_disable {p.thp_disable}, "
+        f"child_subreaper {p.child_subreaper}, timerslack {p.timerslack_ns} ns"
+    )
+    return lines
+
+
+def _fd_lines(fds: list[FdInfo]) -> list[str]:
+    if not fds:
+        return ["files:     none open"]
+    width = max(len("|".join(f.flag_names)) for f in fds)
+    lines = [
+        f"files:     {len(fds)} open",
+        f"  {'FD':>4} {'TYPE':<6} {'FLAGS':<{width}} {'OFFSET':>10} {'CLOEXEC':<7} PATH",
+    ]
+    for f in fds:
+        notes = []
+        if f.deleted:
+            notes.append(f"deleted, {f.saved_bytes} bytes saved")
+            if f.checksum == "BAD":
+                notes.append("checksum BAD")
+        elif f.type in ("pipe", "socket", "other"):
+            notes.append("not restorable")
+        note = f"  ({'; '.join(notes)})" if notes else ""
+        # The kernel's " (deleted)" suffix would say it twice.
+        path = f.path.removesuffix(" (deleted)") if f.deleted else f.path
+        lines.append(
+            f"  {f.fd:>4} {f.type:<6} {'|'.join(f.flag_names):<{width}} {f.offset:>10} "
+            f"{'yes' if f.cloexec else 'no':<7} {path}{note}"
+        )
+    return lines
+
+
 def print_show(info: ImageInfo) -> None:
     regs = info.registers
     click.echo(f"image:     {info.path} ({human(info.size)}, format version {info.format_version})")
     click.echo(f"created:   {_time(info.created_ns)}")
     click.echo(f"process:   pid {info.pid}, {info.exe}")
+    if info.proc is not None:
+        for line in _proc_lines(info.proc):
+            click.echo(line)
     click.echo(f"signal:    {info.signal}")
     click.echo(f"registers: rip {regs['rip']:#x}  rsp {regs['rsp']:#x}  fs_base {info.fs_base:#x}")
     if info.handlers:
@@ -383,6 +453,8 @@ def print_show(info: ImageInfo) -> None:
     else:
         click.echo("rseq:      none registered")
     click.echo(f"brk:       start {info.brk['start_brk']:#x}  end {info.brk['brk']:#x}")
+    for line in _fd_lines(info.fds):
+        click.echo(line)
     if info.checked:
         bad = len(info.bad_regions)
         state = "all checksums ok" if not bad else f"{bad} regions fail their checksum"
@@ -393,23 +465,30 @@ def print_show(info: ImageInfo) -> None:
         f"{human(info.mapped_bytes)} mapped; {state}"
     )
     click.echo("")
+    vmw = max([len("VMFLAGS")] + [len(",".join(r.vmflags)) for r in info.regions])
     click.echo(
-        f"{'START':>14}-{'END':<14} {'PERM':4} {'KIND':<11} {'STORED':>10} {'MAPPED':>10} {'SUM':<9} NAME"
+        f"{'START':>14}-{'END':<14} {'PERM':4} {'KIND':<11} {'STORED':>10} {'MAPPED':>10} {'SUM':<9} "
+        f"{'VMFLAGS':<{vmw}} NAME"
     )
     for r in info.regions:
         name = r.name + (f" ({', '.join(r.flags)})" if r.flags else "")
+        vm = ",".join(r.vmflags) or "-"
         click.echo(
             f"{r.start:#014x}-{r.end:#014x} {r.perms:4} {r.kind:<11} {human(r.stored_bytes):>10} "
-            f"{human(r.mapped_bytes):>10} {r.checksum:<9} {name}"
+            f"{human(r.mapped_bytes):>10} {r.checksum:<9} {vm:<{vmw}} {name}"
         )
 
 
 @main.command(
     short_help="Show what an image holds, as a readable memory map.",
     help=f"""Show what IMAGE holds: when and from which process it was taken,
-its registers, signal handlers, rseq and brk, and its regions as a memory
-map with bytes stored against bytes mapped and each region's checksum
-state (ok, BAD or unchecked).
+the process's name, directory, umask, resource limits (those not
+unlimited), armed interval timers and prctl settings, its registers,
+signal handlers, rseq and brk, its open files (type, open flags, offset,
+close-on-exec; deleted files with their saved size), and its regions as a
+memory map with bytes stored against bytes mapped, each region's checksum
+state (ok, BAD or unchecked) and its vmflags (noreserve, locked,
+dontfork...). --json has all of it, every rlimit and timer included.
 \b
 Examples:
   extckpt show /tmp/prog.ckpt
@@ -417,7 +496,8 @@ Examples:
 
 {EXIT_CODE_HELP}
 \b
-show exits 2 when a region fails its checksum (after printing the table).
+show exits 2 when a region or a deleted file's saved contents fail their
+checksum (after printing everything).
 """,
 )
 @click.argument("image", type=click.Path(dir_okay=True))
@@ -435,13 +515,13 @@ def show(image: str, check: bool, as_json: bool) -> None:
         emit_json(info)
     else:
         print_show(info)
-    if info.bad_regions:
-        r = info.bad_regions[0]
-        click.echo(
-            f"extckpt: the image's data is corrupted: region {r.start:#x}-{r.end:#x} "
-            f"({r.name}) fails its checksum",
-            err=True,
-        )
+    if info.bad_regions or info.bad_fds:
+        if info.bad_regions:
+            r = info.bad_regions[0]
+            what = f"region {r.start:#x}-{r.end:#x} ({r.name}) fails its checksum"
+        else:
+            what = f"the saved contents of deleted file fd {info.bad_fds[0].fd} fail their checksum"
+        click.echo(f"extckpt: the image's data is corrupted: {what}", err=True)
         click.echo("  Take a new checkpoint; this image cannot be restarted.", err=True)
         sys.exit(ExitCode.USAGE)
 

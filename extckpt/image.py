@@ -101,6 +101,11 @@ for _name in vars(C):
     if _name.startswith("CKPT_VM_"):
         _KNOWN_VMFLAGS |= getattr(C, _name)
 
+# CKPT_VM_NORESERVE -> "noreserve", ..., in bit order, from the header.
+VM_FLAG_NAMES = tuple(
+    sorted((getattr(C, n), n[len("CKPT_VM_") :].lower()) for n in vars(C) if n.startswith("CKPT_VM_"))
+)
+
 _REGION_STRUCT, _REGION_FIELDS = _struct_format("struct ckpt_region")
 _RUN_STRUCT, _RUN_FIELDS = _struct_format("struct ckpt_run")
 assert _RUN_FIELDS == ("start", "len", "data_offset"), _RUN_FIELDS
@@ -182,6 +187,11 @@ class Region:
         return names
 
     @property
+    def vmflag_names(self) -> list[str]:
+        """CKPT_VM_* bits as words (noreserve, locked, dontfork...), in bit order."""
+        return [name for bit, name in VM_FLAG_NAMES if self.vmflags & bit]
+
+    @property
     def display_name(self) -> str:
         return self.name or "[anon]"
 
@@ -211,6 +221,37 @@ class Fd:
     @property
     def type_name(self) -> str:
         return FD_TYPE_NAMES.get(self.type, str(self.type))
+
+    @property
+    def is_ghost(self) -> bool:
+        """A regular file deleted while open: its contents are in the image."""
+        return self.type == getattr(C, "CKPT_FD_GHOST", -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Itimer:
+    """setitimer(2) state of one timer; value_us 0 means disarmed."""
+
+    interval_us: int
+    value_us: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcState:
+    """struct ckpt_proc (format 2): the process's kernel state besides memory.
+
+    ``rlimits[i]`` is (soft, hard) for resource i (RLIMIT_* order);
+    ``itimers`` is ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
+    """
+
+    umask: int
+    thp_disable: int
+    dumpable: int
+    no_new_privs: int
+    child_subreaper: int
+    timerslack_ns: int
+    rlimits: tuple[tuple[int, int], ...]
+    itimers: tuple[Itimer, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +302,7 @@ class Header:
     nr_fds: int = 0
     cwd: str = ""
     comm: str = ""
+    proc: ProcState | None = None
 
     @property
     def rip(self) -> int:
@@ -273,6 +315,19 @@ class Header:
 
 def _decode(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
+
+
+def _read_proc(p) -> ProcState:
+    return ProcState(
+        umask=int(p.umask),
+        thp_disable=int(p.thp_disable),
+        dumpable=int(p.dumpable),
+        no_new_privs=int(p.no_new_privs),
+        child_subreaper=int(p.child_subreaper),
+        timerslack_ns=int(p.timerslack_ns),
+        rlimits=tuple((int(p.rlimits[i][0]), int(p.rlimits[i][1])) for i in range(C.CKPT_NRLIMITS)),
+        itimers=tuple(Itimer(int(t.interval_us), int(t.value_us)) for t in p.itimers),
+    )
 
 
 def _read_header(buf) -> Header:
@@ -327,6 +382,7 @@ def _read_header(buf) -> Header:
         fds_offset=h.fds_offset if HAS_FDS else 0,
         nr_fds=h.nr_fds if HAS_FDS else 0,
         comm=_decode(ffi.string(h.proc.comm, 16)) if HAS_PROC else "",
+        proc=_read_proc(h.proc) if HAS_PROC else None,
     )
 
 
@@ -670,4 +726,15 @@ class Image:
                 )
 
 
-__all__ = ["Fd", "Header", "Image", "ImageError", "Region", "Run", "SigAction", "perms_string"]
+__all__ = [
+    "Fd",
+    "Header",
+    "Image",
+    "ImageError",
+    "Itimer",
+    "ProcState",
+    "Region",
+    "Run",
+    "SigAction",
+    "perms_string",
+]

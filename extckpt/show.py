@@ -9,7 +9,7 @@ import signal as _signal
 
 from . import signals as _signals
 from ._layout import REG_NAMES, C
-from .image import Image
+from .image import Fd, Image, ProcState
 
 # sa_flags bits (asm/signal.h), for display.
 _SA_FLAGS = (
@@ -28,6 +28,56 @@ def sa_flag_names(flags: int) -> list[str]:
     return [name for bit, name in _SA_FLAGS if flags & bit]
 
 
+# fcntl(F_GETFL) status bits of x86-64 Linux (asm-generic/fcntl.h), the only
+# architecture an image can come from. O_LARGEFILE is left out: the kernel
+# sets it on every file a 64-bit program opens, so it says nothing.
+_ACCESS_MODES = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR", 3: "O_ACCMODE"}
+_O_LARGEFILE = 0o100000
+_O_SYNC = 0o4010000  # __O_SYNC | O_DSYNC
+_OPEN_FLAGS = (
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (_O_SYNC, "O_SYNC"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o10000000, "O_PATH"),
+    (0o20000000, "O_TMPFILE"),
+)
+
+
+def open_flag_names(flags: int) -> list[str]:
+    """F_GETFL flags as names: the access mode first, then the status flags
+    (O_SYNC, which includes O_DSYNC's bit, is named alone); bits without a
+    name come last in hex."""
+    names = [_ACCESS_MODES[flags & 3]]
+    rest = flags & ~3 & ~_O_LARGEFILE
+    for bit, name in _OPEN_FLAGS:
+        if rest & bit == bit:
+            names.append(name)
+            rest &= ~bit
+    if rest:
+        names.append(f"{rest:#o}")
+    return names
+
+
+# getrlimit(2) resources in RLIMIT_* order (asm-generic/resource.h), and
+# which of them are sizes in bytes (for display).
+RLIMIT_NAMES = (
+    "CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE",
+    "MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
+)  # fmt: skip
+RLIMIT_UNITS = {
+    "CPU": "s", "FSIZE": "bytes", "DATA": "bytes", "STACK": "bytes", "CORE": "bytes",
+    "RSS": "bytes", "MEMLOCK": "bytes", "AS": "bytes", "MSGQUEUE": "bytes", "RTTIME": "us",
+}  # fmt: skip
+RLIM_INFINITY = (1 << 64) - 1
+ITIMER_NAMES = ("REAL", "VIRTUAL", "PROF")
+
+
 @dataclasses.dataclass
 class RegionInfo:
     start: int
@@ -40,6 +90,71 @@ class RegionInfo:
     stored_bytes: int
     runs: int
     checksum: str  # "ok", "BAD" or "unchecked"
+    vmflags: list[str]  # CKPT_VM_* as words: "noreserve", "locked", "dontfork"...
+
+
+@dataclasses.dataclass
+class FdInfo:
+    """One saved file descriptor."""
+
+    fd: int
+    type: str  # file, dir, ghost (deleted while open), char, pipe, socket, other
+    path: str  # readlink of /proc/PID/fd/N at the checkpoint
+    flags: int  # fcntl(F_GETFL), as saved
+    flag_names: list[str]  # "O_RDWR", "O_APPEND"... (O_LARGEFILE left out)
+    offset: int
+    cloexec: bool
+    deleted: bool  # a ghost: the file was unlinked; its contents are saved
+    saved_bytes: int  # ghosts: the file's size, stored in the image; else 0
+    checksum: str  # ghosts: "ok", "BAD" or "unchecked"; else "-"
+    size: int
+    mode: int
+    dev: int
+    ino: int
+    rdev: int
+
+
+@dataclasses.dataclass
+class RlimitInfo:
+    resource: str  # "NOFILE", "STACK"... (RLIMIT_ without its prefix)
+    number: int  # RLIMIT_* value
+    unit: str  # "bytes", "s", "us" or "" (a count)
+    soft: int | None  # None: unlimited (RLIM_INFINITY)
+    hard: int | None
+
+
+@dataclasses.dataclass
+class ItimerInfo:
+    timer: str  # REAL, VIRTUAL, PROF
+    armed: bool
+    value_us: int  # time left at the checkpoint
+    interval_us: int  # period after that; 0: one-shot
+
+
+@dataclasses.dataclass
+class ProcInfo:
+    """The process's kernel state besides memory (format 2)."""
+
+    cwd: str
+    umask: int
+    umask_octal: str  # "0022"
+    comm: str  # the process name (PR_GET_NAME)
+    rlimits: list[RlimitInfo]  # all 16, in RLIMIT_* order
+    itimers: list[ItimerInfo]  # REAL, VIRTUAL, PROF
+    thp_disable: int
+    no_new_privs: int
+    dumpable: int
+    child_subreaper: int
+    timerslack_ns: int
+
+    @property
+    def limited(self) -> list[RlimitInfo]:
+        """The rlimits that are not unlimited."""
+        return [r for r in self.rlimits if r.soft is not None or r.hard is not None]
+
+    @property
+    def armed_itimers(self) -> list[ItimerInfo]:
+        return [t for t in self.itimers if t.armed]
 
 
 @dataclasses.dataclass
@@ -71,10 +186,76 @@ class ImageInfo:
     mapped_bytes: int
     regions: list[RegionInfo]
     checked: bool
+    proc: ProcInfo | None  # None for an image without struct ckpt_proc
+    fds: list[FdInfo]
 
     @property
     def bad_regions(self) -> list[RegionInfo]:
         return [r for r in self.regions if r.checksum == "BAD"]
+
+    @property
+    def bad_fds(self) -> list[FdInfo]:
+        return [f for f in self.fds if f.checksum == "BAD"]
+
+
+def _limit(v: int) -> int | None:
+    return None if v == RLIM_INFINITY else v
+
+
+def proc_info(p: ProcState, cwd: str, comm: str) -> ProcInfo:
+    rlimits = [
+        RlimitInfo(
+            RLIMIT_NAMES[i] if i < len(RLIMIT_NAMES) else str(i),
+            i,
+            RLIMIT_UNITS.get(RLIMIT_NAMES[i], "") if i < len(RLIMIT_NAMES) else "",
+            _limit(soft),
+            _limit(hard),
+        )
+        for i, (soft, hard) in enumerate(p.rlimits)
+    ]
+    itimers = [
+        ItimerInfo(ITIMER_NAMES[i], t.value_us != 0, t.value_us, t.interval_us)
+        for i, t in enumerate(p.itimers)
+    ]
+    return ProcInfo(
+        cwd=cwd,
+        umask=p.umask,
+        umask_octal=f"{p.umask:04o}",
+        comm=comm,
+        rlimits=rlimits,
+        itimers=itimers,
+        thp_disable=p.thp_disable,
+        no_new_privs=p.no_new_privs,
+        dumpable=p.dumpable,
+        child_subreaper=p.child_subreaper,
+        timerslack_ns=p.timerslack_ns,
+    )
+
+
+def fd_info(img: Image, f: Fd, check: bool) -> FdInfo:
+    if not f.is_ghost:
+        state = "-"
+    elif not check:
+        state = "unchecked"
+    else:
+        state = "ok" if img.fd_checksum_ok(f) else "BAD"
+    return FdInfo(
+        fd=f.fd,
+        type=f.type_name,
+        path=f.path,
+        flags=f.flags,
+        flag_names=open_flag_names(f.flags),
+        offset=f.pos,
+        cloexec=bool(f.cloexec),
+        deleted=f.is_ghost,
+        saved_bytes=f.size if f.is_ghost else 0,
+        checksum=state,
+        size=f.size,
+        mode=f.mode,
+        dev=f.dev,
+        ino=f.ino,
+        rdev=f.rdev,
+    )
 
 
 def show(image: str | os.PathLike[str], *, check: bool = True) -> ImageInfo:
@@ -113,6 +294,7 @@ def show(image: str | os.PathLike[str], *, check: bool = True) -> ImageInfo:
                     r.stored_bytes,
                     r.nr_runs,
                     state,
+                    r.vmflag_names,
                 )
             )
         return ImageInfo(
@@ -134,4 +316,6 @@ def show(image: str | os.PathLike[str], *, check: bool = True) -> ImageInfo:
             mapped_bytes=sum(r.size for r in img.regions),
             regions=regions,
             checked=check,
+            proc=proc_info(h.proc, h.cwd, h.comm) if h.proc is not None else None,
+            fds=[fd_info(img, f, check) for f in img.fds],
         )
