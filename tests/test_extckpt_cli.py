@@ -125,7 +125,10 @@ def test_help_teaches(command: str | None) -> None:
 def test_run_execs_with_preload(bins, tmp_path: Path) -> None:
     """`extckpt run` becomes PROG (same pid) with LD_PRELOAD first, an
     absolute CKPT_IMAGE and CKPT_SIGNAL; attach then uses that signal."""
-    env = dict(os.environ, LD_PRELOAD="/nonexistent/other.so")
+    # The extckpt under test, whatever the cwd (an installed copy elsewhere
+    # would bundle another libckpt.so).
+    pkg_root = str(Path(extckpt.__file__).resolve().parent.parent)
+    env = dict(os.environ, LD_PRELOAD="/nonexistent/other.so", PYTHONPATH=pkg_root)
     argv = [sys.executable, "-m", "extckpt.cli", "run", "--image", "rel.ckpt", "--signal", "USR1", "--"]
     p = subprocess.Popen(
         [*argv, str(bins["cli_spin"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path
