@@ -330,30 +330,47 @@ def verify(image: str, pid: int, as_json: bool) -> None:
 
 
 @main.command(
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     help=f"""Restart the program saved in IMAGE, in place of extckpt.
 
 \b
 Checks the whole image first (header, tables, every region's checksum) so
 that a bad image gets a clear message, then replaces extckpt with the
-bundled myrestart: the restored program continues with this pid and this
-terminal (stdin, stdout, stderr). OPTIONS are passed to myrestart (-v:
-verbose).
+bundled myrestart. The restored program continues with this pid; its open
+files are reopened at their numbers and offsets (a deleted one recreated
+from the image), and terminals, pipes and sockets among its fds 0-2 become
+this process's: a program that wrote to a terminal writes to this one.
 \b
-Example:
+Examples:
   extckpt restart /tmp/prog.ckpt
+  extckpt restart --keep-stdio -v /tmp/prog.ckpt
 
 {EXIT_CODE_HELP}
 \b
 Once myrestart runs, its own exit statuses apply (CKPT_EXIT_* in
-ckpt_image.h: 3-14 for a bad image or a failed restore).
+ckpt_image.h: 3-15 for a bad image, a changed file or a failed restore).
 """,
 )
 @click.argument("image", type=click.Path(dir_okay=True))
-@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+@click.option("-v", "--verbose", is_flag=True, help="myrestart says what it restores.")
+@click.option(
+    "--keep-stdio",
+    is_flag=True,
+    help="Give the program this process's fds 0, 1 and 2 whatever they were "
+    "(a program whose output went to a file then writes here).",
+)
+@click.option(
+    "--force-files",
+    is_flag=True,
+    help="Go on when a file the program had open was replaced or cut below its offset.",
+)
 @handle_errors()
-def restart(image: str, options: tuple[str, ...]) -> None:
-    api_restart(image, list(options))
+def restart(image: str, verbose: bool, keep_stdio: bool, force_files: bool) -> None:
+    options = [
+        flag
+        for flag, on in (("-v", verbose), ("--keep-stdio", keep_stdio), ("--force-files", force_files))
+        if on
+    ]
+    api_restart(image, options)
 
 
 # ---- show ----------------------------------------------------------------

@@ -286,6 +286,57 @@ def test_attach_blocked_read_then_restart(bins, tmp_path: Path) -> None:
         rp.wait(timeout=TIMEOUT)
 
 
+@pytest.mark.parametrize("keep_stdio", [False, True])
+def test_restart_stdout_was_a_file(bins, tmp_path: Path, keep_stdio: bool) -> None:
+    """A program whose stdout was a file: restarted, it writes on into that
+    file at its offset; with --keep-stdio (before IMAGE, as myrestart takes
+    it) it writes to the restart's own stdout instead."""
+    image, out = tmp_path / "f.ckpt", tmp_path / "out.txt"
+    env = dict(os.environ, LD_PRELOAD=str(libckpt_path()), CKPT_IMAGE=str(image))
+    with open(out, "wb") as f:
+        p = subprocess.Popen(
+            [str(bins["cli_blocked_read"])], stdin=subprocess.PIPE, stdout=f, stderr=subprocess.PIPE, env=env
+        )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not out.read_bytes().endswith(b"\n"):  # "ready PID"
+            assert p.poll() is None and time.monotonic() < deadline, "no ready line"
+            time.sleep(0.01)
+        r = cli("attach", "--kill", "--no-verify", str(p.pid))
+        assert r.returncode == 0, r.stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=TIMEOUT)
+    ready = f"ready {p.pid}\n"
+    assert out.read_text() == ready
+    opts = ["--keep-stdio"] if keep_stdio else []
+    rp = subprocess.Popen(
+        [sys.executable, "-m", "extckpt.cli", "restart", *opts, str(image)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        got, err = rp.communicate(b"hello\n", timeout=TIMEOUT)
+        assert rp.returncode == 0, err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rp.pid, signal.SIGKILL)
+        rp.wait(timeout=TIMEOUT)
+    if keep_stdio:
+        assert got == b"got hello\n" and out.read_text() == ready
+    else:
+        assert got == b"" and out.read_text() == ready + "got hello\n"
+
+
+def test_restart_options_before_image(tmp_path: Path) -> None:
+    """myrestart's options go before IMAGE too; none is taken for the image."""
+    missing = tmp_path / "none.ckpt"
+    r = cli("restart", "--keep-stdio", "-v", "--force-files", str(missing))
+    assert r.returncode == 2 and f"cannot open the image {missing}" in r.stderr, r.stderr
+
+
 def test_attach_blocked_read_continues(bins, tmp_path: Path) -> None:
     with started([str(bins["cli_blocked_read"])], image=tmp_path / "b.ckpt") as p:
         r = cli("attach", "--no-verify", str(p.pid))
