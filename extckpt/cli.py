@@ -22,7 +22,7 @@ import click
 from . import __version__
 from .attach import AttachResult
 from .attach import attach as api_attach
-from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError
+from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError, UsageError
 from .launch import restart as api_restart
 from .launch import run as api_run
 from .show import FdInfo, ImageInfo, ProcInfo
@@ -330,6 +330,7 @@ def verify(image: str, pid: int, as_json: bool) -> None:
 
 
 @main.command(
+    context_settings={"ignore_unknown_options": True},
     help=f"""Restart the program saved in IMAGE, in place of extckpt.
 
 \b
@@ -339,6 +340,8 @@ bundled myrestart. The restored program continues with this pid; its open
 files are reopened at their numbers and offsets (a deleted one recreated
 from the image), and terminals, pipes and sockets among its fds 0-2 become
 this process's: a program that wrote to a terminal writes to this one.
+Other myrestart options are passed on as they are, before or after IMAGE
+(the last argument that is not an option is the image).
 \b
 Examples:
   extckpt restart /tmp/prog.ckpt
@@ -350,7 +353,7 @@ Once myrestart runs, its own exit statuses apply (CKPT_EXIT_* in
 ckpt_image.h: 3-15 for a bad image, a changed file or a failed restore).
 """,
 )
-@click.argument("image", type=click.Path(dir_okay=True))
+@click.argument("args", nargs=-1, required=True, type=click.UNPROCESSED, metavar="IMAGE")
 @click.option("-v", "--verbose", is_flag=True, help="myrestart says what it restores.")
 @click.option(
     "--keep-stdio",
@@ -364,12 +367,17 @@ ckpt_image.h: 3-15 for a bad image, a changed file or a failed restore).
     help="Go on when a file the program had open was replaced or cut below its offset.",
 )
 @handle_errors()
-def restart(image: str, verbose: bool, keep_stdio: bool, force_files: bool) -> None:
+def restart(args: tuple[str, ...], verbose: bool, keep_stdio: bool, force_files: bool) -> None:
+    positional = [i for i, a in enumerate(args) if not a.startswith("-")]
+    if not positional:
+        raise UsageError("no image to restart", "Example: extckpt restart /tmp/prog.ckpt")
+    image = args[positional[-1]]
     options = [
         flag
         for flag, on in (("-v", verbose), ("--keep-stdio", keep_stdio), ("--force-files", force_files))
         if on
     ]
+    options += [a for i, a in enumerate(args) if i != positional[-1]]
     api_restart(image, options)
 
 

@@ -335,6 +335,8 @@ def test_restart_options_before_image(tmp_path: Path) -> None:
     missing = tmp_path / "none.ckpt"
     r = cli("restart", "--keep-stdio", "-v", "--force-files", str(missing))
     assert r.returncode == 2 and f"cannot open the image {missing}" in r.stderr, r.stderr
+    r = cli("restart", "--an-option-of-a-newer-myrestart=1", str(missing))
+    assert r.returncode == 2 and f"cannot open the image {missing}" in r.stderr, r.stderr
 
 
 def test_attach_blocked_read_continues(bins, tmp_path: Path) -> None:
