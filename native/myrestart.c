@@ -337,13 +337,21 @@ static void unregister_own_rseq(void)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: myrestart [-v] [--keep-stdio] [--force-files] IMAGE\n"
+		"usage: myrestart [-v] [--pid=try|never|require] [--keep-stdio] "
+		"[--force-files] IMAGE\n"
 		"Restart the program saved in IMAGE (written by libckpt.so on "
 		"its checkpoint\nsignal). It continues with this process's pid; "
 		"its files are reopened at\ntheir numbers and offsets, and "
 		"terminals, pipes and sockets among fds 0-2\nbecome this "
 		"process's.\n"
 		"  -v             say what is restored\n"
+		"  --pid=MODE     restart under the original pid: try (the "
+		"default; if it\n                 is taken or not permitted, "
+		"say so and go on with this one),\n                 never, "
+		"or require (exit 16 if it cannot). With the original\n"
+		"                 pid, myrestart stays as the program's parent: "
+		"signals sent to\n                 it are passed on, and it "
+		"exits as the program does.\n"
 		"  --keep-stdio   give the program this process's fds 0, 1 and 2, "
 		"whatever\n                 they were (its output then "
 		"appears here)\n"
@@ -372,6 +380,18 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
 			opts.verbose = 1;
+		} else if (!strncmp(argv[i], "--pid=", 6)) {
+			const char *m = argv[i] + 6;
+
+			if (!strcmp(m, "try"))
+				opts.pid_mode = PID_TRY;
+			else if (!strcmp(m, "never"))
+				opts.pid_mode = PID_NEVER;
+			else if (!strcmp(m, "require"))
+				opts.pid_mode = PID_REQUIRE;
+			else
+				ckpt_die(CKPT_EXIT_USAGE,
+					 "--pid takes try, never or require");
 		} else if (!strcmp(argv[i], "--keep-stdio")) {
 			opts.keep_stdio = 1;
 		} else if (!strcmp(argv[i], "--force-files")) {
@@ -498,6 +518,8 @@ int main(int argc, char **argv)
 	ckpt_restore_settings(img);
 	fflush(stdout);
 	fflush(stderr);
+	/* From here on, maybe in a child under the program's own pid. */
+	ckpt_claim_pid(img, &opts);
 	ckpt_install_fds(img, fdplan, plan->close_fds, plan->nr_close_fds);
 
 	/* The point of no return. */

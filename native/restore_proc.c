@@ -16,8 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "restore_proc.h"
@@ -339,4 +343,100 @@ void ckpt_restore_settings(const unsigned char *img)
 		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (p->timerslack_ns)
 		prctl(PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0, 0);
+}
+
+/* Die the way the program died, so our parent (a shell, make) sees it. */
+__attribute__((noreturn)) static void die_like(int sig)
+{
+	sigset_t one;
+
+	signal(sig, SIG_DFL);
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	sigprocmask(SIG_UNBLOCK, &one, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
+/*
+ * The parent's whole life: signals sent to our pid go on to the program
+ * (those the terminal sent to the whole process group reached it already);
+ * its stop stops us too, so that a shell's job control sees it; its exit
+ * status or fatal signal becomes ours. Every signal is blocked (main()).
+ */
+__attribute__((noreturn)) static void supervise(pid_t child)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si), status;
+		pid_t r;
+
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			if (si.si_code != SI_KERNEL)
+				kill(child, sig);
+			continue;
+		}
+		while ((r = waitpid(child, &status, WNOHANG | WUNTRACED)) == child) {
+			if (WIFEXITED(status))
+				_exit(WEXITSTATUS(status));
+			if (WIFSIGNALED(status))
+				die_like(WTERMSIG(status));
+			if (WIFSTOPPED(status))
+				raise(SIGSTOP);
+		}
+	}
+}
+
+void ckpt_claim_pid(const unsigned char *img, const struct restore_opts *o)
+{
+	const struct ckpt_header *h = (const void *)img;
+	pid_t want = h->pid, tid[1] = { h->pid };
+	struct clone_args args;
+	long child;
+
+	pid_t self = getpid();
+
+	if (o->pid_mode == PID_NEVER || want == self)
+		return;
+	memset(&args, 0, sizeof(args));
+	args.exit_signal = SIGCHLD;
+	args.set_tid = (uint64_t)(uintptr_t)tid;
+	args.set_tid_size = 1;
+	/* Needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) and a free pid. */
+	child = syscall(SYS_clone3, &args, sizeof(args));
+	if (child == 0) {
+		/* The program-to-be, under its own pid. Whoever kills its
+		 * parent (SIGKILL cannot be passed on) means to kill it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != self)
+			_exit(128 + SIGKILL);
+		return;
+	}
+	if (child < 0) {
+		const char *why = errno == EEXIST ? "it is in use" :
+				  errno == EPERM ? "that needs CAP_CHECKPOINT_RESTORE" :
+						   strerror(errno);
+
+		if (o->pid_mode == PID_REQUIRE)
+			ckpt_die(CKPT_EXIT_PID,
+				 "cannot restart as pid %d: %s (--pid=require)",
+				 want, why);
+		fprintf(stderr,
+			"myrestart: cannot restart as pid %d (%s); the program "
+			"goes on as pid %d\n",
+			want, why, getpid());
+		return;
+	}
+	if (o->verbose)
+		fprintf(stderr, "myrestart: the program is back as pid %d\n",
+			want);
+	/* Hold nothing of the program's: a pipe we kept open would never
+	 * see its end. */
+	syscall(SYS_close_range, 0U, ~0U, 0U);
+	supervise((pid_t)child);
 }

@@ -5,7 +5,10 @@
 
 #include "ckpt_image.h"
 
+enum pid_mode { PID_TRY, PID_NEVER, PID_REQUIRE };
+
 struct restore_opts {
+	enum pid_mode pid_mode; /* restore under the original pid? */
 	int keep_stdio;  /* fds 0-2: this process's, whatever they were */
 	int force_files; /* go on when an open file was replaced or cut */
 	int verbose;
@@ -35,5 +38,11 @@ void ckpt_install_fds(const unsigned char *img, struct fd_plan *plan,
 		      const int *keep, int nr_keep);
 /* Directory, umask, name and prctl settings. */
 void ckpt_restore_settings(const unsigned char *img);
+/*
+ * Fork the process that becomes the program, under its original pid when
+ * that can be had. Returns in that process only; myrestart itself stays as
+ * its parent, forwarding signals and, at the end, its exit status.
+ */
+void ckpt_claim_pid(const unsigned char *img, const struct restore_opts *o);
 
 #endif /* RESTORE_PROC_H */

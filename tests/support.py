@@ -366,12 +366,17 @@ def _wait_new_image(proc: Proc, image: Path, before, sig: int, timeout: float) -
         time.sleep(POLL_INTERVAL)
 
 
-def restart(procs: ProcTracker, image: Path, *, env: dict[str, str] | None = None) -> Proc:
-    """Run myrestart IMAGE with pipes (not yet waiting for anything)."""
+def restart(
+    procs: ProcTracker, image: Path, *, env: dict[str, str] | None = None, pid_mode: str = "never"
+) -> Proc:
+    """Run myrestart --pid=pid_mode IMAGE with pipes (not yet waiting for
+    anything). By default the program keeps myrestart's pid, so that the
+    returned Proc is the program itself (tests/test_native_pid.py covers
+    the other modes, where myrestart stays as the program's parent)."""
     run_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     if env:
         run_env.update(env)
-    return procs.start([MYRESTART, image], env=run_env, name=f"myrestart {image.name}")
+    return procs.start([MYRESTART, f"--pid={pid_mode}", image], env=run_env, name=f"myrestart {image.name}")
 
 
 def _maps_paths(pid: int) -> list[str] | None:
