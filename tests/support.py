@@ -392,6 +392,14 @@ def _maps_paths(pid: int) -> list[str] | None:
         raise
 
 
+def _read_proc(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return f.read()
+    except OSError as e:
+        return f"({e})"
+
+
 def _caught_signals(pid: int) -> int | None:
     """The SigCgt mask of /proc/PID/status (bit n-1 for signal n)."""
     try:
@@ -438,7 +446,18 @@ def wait_restored(
         if settled >= 3:  # the last steps (TLS, mask) take microseconds
             return
         if time.monotonic() > deadline:
-            raise HarnessError(f"not restored within {timeout} s:\n{proc.transcript()}")
+            why = []
+            if own in paths:
+                why.append("myrestart is still mapped")
+            if image_name in paths:
+                why.append("the image is still mapped")
+            if not caught & bit:
+                why.append(f"no handler for signal {sig} (SigCgt {caught:#x})")
+            raise HarnessError(
+                f"not restored within {timeout} s ({'; '.join(why)}); "
+                f"/proc/{proc.pid}/syscall: {_read_proc(proc.pid, 'syscall')}"
+                f"maps:\n{_read_proc(proc.pid, 'maps')}\n{proc.transcript()}"
+            )
         proc.pump(POLL_INTERVAL)
 
 
@@ -525,6 +544,7 @@ TARGETS = (
     # 0x5000000 taken, 2 TiB reservation, 10,000 mappings, VmFlags: the image
     # holds the touched pages only (16 MiB + 5 pages + 10,000 pages + a few).
     Target("corners", max_image=64 << 20),
+    Target("sigstate"),  # pending signals and POSIX timers
 )
 RESTARTABLE = tuple(t for t in TARGETS if t.restartable)
 
