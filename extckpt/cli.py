@@ -480,6 +480,18 @@ def print_show(info: ImageInfo) -> None:
     click.echo(f"brk:       start {info.brk['start_brk']:#x}  end {info.brk['brk']:#x}")
     for line in _fd_lines(info.fds):
         click.echo(line)
+    for t in info.timers:
+        armed = (
+            f"{t.value_ns / 1e9:.3f} s left, every {t.interval_ns / 1e9:.3f} s"
+            if t.value_ns and t.interval_ns
+            else f"{t.value_ns / 1e9:.3f} s left"
+            if t.value_ns
+            else "disarmed"
+        )
+        what = f"notify {t.notify} {t.signal} value {t.sigval:#x}"
+        click.echo(f"timer:     id {t.id} {t.clock}, {what}; {armed}")
+    if info.pending_signals:
+        click.echo("pending:   " + ", ".join(f"{p.signal} (value {p.value})" for p in info.pending_signals))
     if info.checked:
         bad = len(info.bad_regions)
         state = "all checksums ok" if not bad else f"{bad} regions fail their checksum"

@@ -94,6 +94,8 @@ _HEADER_FIELDS = {name for name, _ in ffi.typeof("struct ckpt_header").fields}
 # Format 2 added open files (struct ckpt_fd), region vmflags and the
 # process's cwd; the checks below follow whatever the bundled header has.
 HAS_FDS = "fds_offset" in _HEADER_FIELDS
+# Format 3 added POSIX timers (struct ckpt_timer) and pending signals.
+HAS_TIMERS = "timers_offset" in _HEADER_FIELDS
 HAS_PROC = "proc" in _HEADER_FIELDS
 FD_SIZE = ffi.sizeof("struct ckpt_fd") if HAS_FDS else 0
 _KNOWN_VMFLAGS = 0
@@ -111,6 +113,30 @@ _RUN_STRUCT, _RUN_FIELDS = _struct_format("struct ckpt_run")
 assert _RUN_FIELDS == ("start", "len", "data_offset"), _RUN_FIELDS
 if HAS_FDS:
     _FD_STRUCT, _FD_FIELDS = _struct_format("struct ckpt_fd")
+if HAS_TIMERS:
+    TIMER_SIZE = ffi.sizeof("struct ckpt_timer")
+    SIGNAL_SIZE = ffi.sizeof("struct ckpt_signal")
+    _TIMER_STRUCT, _TIMER_FIELDS = _struct_format("struct ckpt_timer")
+
+
+class Timer(NamedTuple):
+    """A POSIX timer (timer_create) to create again under its id."""
+
+    id: int
+    clock: int
+    notify: int  # SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD_ID 4
+    signo: int
+    sigval: int
+    interval_ns: int
+    value_ns: int  # time left; 0: disarmed
+
+
+class PendingSignal(NamedTuple):
+    """A signal pending at the checkpoint, queued again at restart."""
+
+    signo: int
+    code: int  # si_code
+    value: int  # si_value (for sigqueue and timer signals)
 
 
 class Run(NamedTuple):
@@ -300,6 +326,10 @@ class Header:
     sigactions: tuple[SigAction, ...]
     fds_offset: int = 0
     nr_fds: int = 0
+    timers_offset: int = 0
+    nr_timers: int = 0
+    signals_offset: int = 0
+    nr_signals: int = 0
     cwd: str = ""
     comm: str = ""
     proc: ProcState | None = None
@@ -381,6 +411,10 @@ def _read_header(buf) -> Header:
         sigactions=acts,
         fds_offset=h.fds_offset if HAS_FDS else 0,
         nr_fds=h.nr_fds if HAS_FDS else 0,
+        timers_offset=h.timers_offset if HAS_TIMERS else 0,
+        nr_timers=h.nr_timers if HAS_TIMERS else 0,
+        signals_offset=h.signals_offset if HAS_TIMERS else 0,
+        nr_signals=h.nr_signals if HAS_TIMERS else 0,
         comm=_decode(ffi.string(h.proc.comm, 16)) if HAS_PROC else "",
         proc=_read_proc(h.proc) if HAS_PROC else None,
     )
@@ -452,8 +486,14 @@ class Image:
 
     def close(self) -> None:
         if self._mm is not None:
-            self._view.release()
-            self._mm.close()
+            try:
+                self._view.release()
+                self._mm.close()
+            except BufferError:
+                # Slices of the map are still alive (in a traceback being
+                # raised, say): the map closes when the last one goes, and
+                # the error that brought us here must not be hidden.
+                pass
             self._mm = None
 
     def __enter__(self) -> Image:
@@ -507,8 +547,12 @@ class Image:
         tables = [(h.regions_offset, h.nr_regions, REGION_SIZE), (h.runs_offset, h.nr_runs, RUN_SIZE)]
         if HAS_FDS:
             tables.append((h.fds_offset, h.nr_fds, FD_SIZE))
+        if HAS_TIMERS:
+            tables.append((h.timers_offset, h.nr_timers, TIMER_SIZE))
+            tables.append((h.signals_offset, h.nr_signals, SIGNAL_SIZE))
         tables.append((h.strings_offset, h.strings_size, 1))
-        end = _span(h.data_offset, h.data_size, 1, n) if h.data_offset == PAGE else None
+        aligned = h.data_offset == PAGE and not h.data_size & _PAGE_MASK
+        end = _span(h.data_offset, h.data_size, 1, n) if aligned else None
         for off, count, size in tables:
             if end is None or off != end:
                 end = None
@@ -562,6 +606,20 @@ class Image:
                 fd = Fd(path=_decode(strings[po : po + pl]) if ok else "", **f)
                 self._fd_raw.append((fd, ok))
             self.fds = [fd for fd, _ in self._fd_raw]
+        self.timers: list[Timer] = []
+        self.signals: list[PendingSignal] = []
+        if HAS_TIMERS:
+            tv = v[h.timers_offset : h.timers_offset + h.nr_timers * TIMER_SIZE]
+            self.timers = [Timer(*t) for t in _TIMER_STRUCT.iter_unpack(tv)]
+            for i in range(h.nr_signals):
+                at = h.signals_offset + i * SIGNAL_SIZE
+                # struct ckpt_signal: signo, pad, then a siginfo_t: si_signo,
+                # si_errno, si_code, the union 16 bytes in; si_value sits
+                # 24 bytes in for sigqueue and timer signals.
+                (signo,) = struct.unpack_from("<i", v, at)
+                (code,) = struct.unpack_from("<i", v, at + 8 + 8)
+                (value,) = struct.unpack_from("<Q", v, at + 8 + 24)
+                self.signals.append(PendingSignal(signo, code, value))
 
     def _check_regions(self) -> None:
         h, p = self.header, self.path
@@ -624,6 +682,12 @@ class Image:
             next_data = self._check_fds(next_data)
         if next_run != h.nr_runs or next_data != h.data_offset + h.data_size:
             raise CorruptError(f"the image {p}'s runs do not cover its data")
+        for i, t in enumerate(self.timers):
+            if t.id < 0 or not 0 <= t.signo <= C.CKPT_NSIG or t.notify not in (0, 1, 4):
+                raise CorruptError(f"the image {p}'s POSIX timer {i} is corrupted")
+        for i, sg in enumerate(self.signals):
+            if not 1 <= sg.signo <= C.CKPT_NSIG:
+                raise CorruptError(f"the image {p}'s pending signal {i} is corrupted")
         del self._checked
         r = self.find_region(h.resume_entry)
         if r is None or not r.prot & 4 or not r.is_ckptlib:

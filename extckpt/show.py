@@ -94,6 +94,28 @@ class RegionInfo:
 
 
 @dataclasses.dataclass
+class TimerInfo:
+    """A POSIX timer (timer_create) that the restart creates again."""
+
+    id: int
+    clock: str
+    notify: str  # "signal", "none" or "thread"
+    signal: str
+    sigval: int
+    interval_ns: int
+    value_ns: int  # time left at the checkpoint; 0: disarmed
+
+
+@dataclasses.dataclass
+class PendingInfo:
+    """A signal pending at the checkpoint: queued again at restart."""
+
+    signal: str
+    code: int  # si_code
+    value: int  # si_value
+
+
+@dataclasses.dataclass
 class FdInfo:
     """One saved file descriptor."""
 
@@ -188,6 +210,8 @@ class ImageInfo:
     checked: bool
     proc: ProcInfo | None  # None for an image without struct ckpt_proc
     fds: list[FdInfo]
+    timers: list[TimerInfo] = dataclasses.field(default_factory=list)
+    pending_signals: list[PendingInfo] = dataclasses.field(default_factory=list)
 
     @property
     def bad_regions(self) -> list[RegionInfo]:
@@ -200,6 +224,9 @@ class ImageInfo:
 
 def _limit(v: int) -> int | None:
     return None if v == RLIM_INFINITY else v
+
+
+_CLOCKS = {0: "REALTIME", 1: "MONOTONIC", 2: "PROCESS_CPUTIME", 3: "THREAD_CPUTIME", 7: "BOOTTIME"}
 
 
 def proc_info(p: ProcState, cwd: str, comm: str) -> ProcInfo:
@@ -318,4 +345,17 @@ def show(image: str | os.PathLike[str], *, check: bool = True) -> ImageInfo:
             checked=check,
             proc=proc_info(h.proc, h.cwd, h.comm) if h.proc is not None else None,
             fds=[fd_info(img, f, check) for f in img.fds],
+            timers=[
+                TimerInfo(
+                    id=t.id,
+                    clock=_CLOCKS.get(t.clock, str(t.clock)),
+                    notify={0: "signal", 1: "none", 4: "thread"}.get(t.notify, str(t.notify)),
+                    signal=_signals.name(t.signo) if t.signo else "-",
+                    sigval=t.sigval,
+                    interval_ns=t.interval_ns,
+                    value_ns=t.value_ns,
+                )
+                for t in img.timers
+            ],
+            pending_signals=[PendingInfo(_signals.name(s.signo), s.code, s.value) for s in img.signals],
         )

@@ -16,13 +16,15 @@
  *   tables  := struct ckpt_region regions[header.nr_regions]
  *              struct ckpt_run    runs[header.nr_runs]
  *              struct ckpt_fd     fds[header.nr_fds]
+ *              struct ckpt_timer  timers[header.nr_timers]
+ *              struct ckpt_signal signals[header.nr_signals]
  *              char               strings[header.strings_size]
  *
  * The header is written last (after the data and the tables), then the file
  * is renamed into place: an image at its final path is always complete.
  *
  * Integrity: header.header_checksum covers the header (with that field zero),
- * header.tables_checksum covers the four tables, each region's checksum
+ * header.tables_checksum covers the six tables, each region's checksum
  * covers its stored bytes in run order, and each ghost file's checksum its
  * contents. All are XXH64 with seed 0.
  *
@@ -38,7 +40,7 @@
 
 /* CFFI-BEGIN: only #define of integers and plain structs below this line. */
 
-#define CKPT_FORMAT_VERSION 2
+#define CKPT_FORMAT_VERSION 3
 #define CKPT_ARCH_X86_64 62 /* ELF e_machine EM_X86_64 */
 #define CKPT_PAGE_SIZE 4096
 #define CKPT_NSIG 64          /* sigactions[i] is signal i + 1 */
@@ -172,6 +174,10 @@ struct ckpt_header {
 	uint64_t nr_runs;
 	uint64_t fds_offset;
 	uint64_t nr_fds;
+	uint64_t timers_offset;
+	uint64_t nr_timers;
+	uint64_t signals_offset;
+	uint64_t nr_signals;
 	uint64_t strings_offset;
 	uint64_t strings_size;
 	uint64_t created_ns;  /* CLOCK_REALTIME when the checkpoint began */
@@ -241,6 +247,22 @@ struct ckpt_fd { /* one open file descriptor */
 	uint64_t checksum;    /* XXH64 of the size bytes */
 };
 
+struct ckpt_timer { /* a POSIX timer (timer_create), from /proc/PID/timers */
+	int32_t id;        /* the kernel's timer id, which timer_t holds */
+	int32_t clock;     /* clockid_t */
+	int32_t notify;    /* SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD_ID 4 */
+	int32_t signo;
+	uint64_t sigval;   /* sigev_value */
+	uint64_t interval_ns;
+	uint64_t value_ns; /* time left; 0: disarmed */
+};
+
+struct ckpt_signal { /* one signal pending at the checkpoint */
+	int32_t signo;
+	int32_t pad;
+	uint8_t info[128]; /* its siginfo_t, queued again at restart */
+};
+
 /* CFFI-END */
 
 #define CKPT_MAGIC "EXTCKPT"
@@ -251,11 +273,13 @@ _Static_assert(sizeof(struct ckpt_mm) == 12 * 8 + CKPT_AUXV_WORDS * 8,
 	       "ckpt_mm size");
 _Static_assert(sizeof(struct ckpt_itimer) == 16, "ckpt_itimer size");
 _Static_assert(sizeof(struct ckpt_proc) == 360, "ckpt_proc size");
-_Static_assert(sizeof(struct ckpt_header) == 3920, "ckpt_header size");
+_Static_assert(sizeof(struct ckpt_header) == 3952, "ckpt_header size");
 _Static_assert(sizeof(struct ckpt_header) <= CKPT_PAGE_SIZE,
 	       "the header must fit its page");
 _Static_assert(sizeof(struct ckpt_region) == 112, "ckpt_region size");
 _Static_assert(sizeof(struct ckpt_run) == 24, "ckpt_run size");
 _Static_assert(sizeof(struct ckpt_fd) == 96, "ckpt_fd size");
+_Static_assert(sizeof(struct ckpt_timer) == 40, "ckpt_timer size");
+_Static_assert(sizeof(struct ckpt_signal) == 136, "ckpt_signal size");
 
 #endif /* CKPT_IMAGE_H */

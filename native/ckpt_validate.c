@@ -115,6 +115,12 @@ static int check_header(const unsigned char *img, size_t len,
 	    h.fds_offset != end ||
 	    !span_ok(h.fds_offset, h.nr_fds, sizeof(struct ckpt_fd), len,
 		     &end) ||
+	    h.timers_offset != end ||
+	    !span_ok(h.timers_offset, h.nr_timers, sizeof(struct ckpt_timer),
+		     len, &end) ||
+	    h.signals_offset != end ||
+	    !span_ok(h.signals_offset, h.nr_signals,
+		     sizeof(struct ckpt_signal), len, &end) ||
 	    h.strings_offset != end ||
 	    !span_ok(h.strings_offset, h.strings_size, 1, len, &end) ||
 	    end != len)
@@ -194,6 +200,28 @@ static int check_fds(const unsigned char *img, uint64_t next_data,
 	if (next_data != h->data_offset + h->data_size)
 		return fail(v, CKPT_EXIT_CORRUPT,
 			    "the image's runs and files do not cover its data");
+	return 0;
+}
+
+static int check_timers_signals(const unsigned char *img,
+				struct ckpt_verdict *v)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_timer *t = (const void *)(img + h->timers_offset);
+	const struct ckpt_signal *sg = (const void *)(img + h->signals_offset);
+	uint64_t i;
+
+	for (i = 0; i < h->nr_timers; i++)
+		if (t[i].id < 0 || t[i].signo < 0 || t[i].signo > CKPT_NSIG ||
+		    (t[i].notify != 0 && t[i].notify != 1 && t[i].notify != 4))
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "the image's POSIX timer %llu is corrupted",
+				    (unsigned long long)i);
+	for (i = 0; i < h->nr_signals; i++)
+		if (sg[i].signo < 1 || sg[i].signo > CKPT_NSIG)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "the image's pending signal %llu is corrupted",
+				    (unsigned long long)i);
 	return 0;
 }
 
@@ -279,7 +307,7 @@ static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
 	if (next_run != h->nr_runs)
 		return fail(v, CKPT_EXIT_CORRUPT,
 			    "the image's runs do not match its regions");
-	if (check_fds(img, next_data, v))
+	if (check_fds(img, next_data, v) || check_timers_signals(img, v))
 		return v->status;
 
 	/* Where myrestart will jump and what it will register must exist. */

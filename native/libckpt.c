@@ -317,6 +317,11 @@ static const char *parse_hex(const char *p, uint64_t *out)
 	return p;
 }
 
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
 static const char *parse_dec(const char *p, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -396,6 +401,8 @@ static int thread_count(void)
  */
 #define STRINGS_CAP (64UL << 20) /* NORESERVE: only what is used costs */
 #define MAX_FDS 65536
+#define MAX_TIMERS 256
+#define MAX_SIGNALS 256
 
 struct dump {
 	char *maps;		/* /proc/self/smaps text */
@@ -408,6 +415,11 @@ struct dump {
 	size_t nr_runs, runs_cap;
 	struct ckpt_fd *fds;
 	size_t nr_fds;
+	struct ckpt_timer timers[MAX_TIMERS];
+	size_t nr_timers;
+	struct ckpt_signal signals[MAX_SIGNALS];
+	size_t nr_signals;
+	char timers_text[32768]; /* /proc/self/timers */
 	char *bounce; /* WRITE_CHUNK bytes: copies of our own, moving stack */
 	struct page_region *scan; /* PAGEMAP_SCAN output */
 	size_t scan_cap;
@@ -1011,12 +1023,101 @@ static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig,
 	collect_proc(d);
 }
 
+/* POSIX timers (timer_create), as /proc/self/timers lists them. */
+static void collect_timers(struct dump *d)
+{
+	ssize_t len = read_file("/proc/self/timers", d->timers_text,
+				sizeof(d->timers_text) - 1);
+	char *p = d->timers_text, *end;
+	struct ckpt_timer *t = NULL;
+
+	if (len <= 0)
+		return;
+	end = d->timers_text + len;
+	*end = '\0';
+	for (; p < end; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : end) {
+		uint64_t v;
+
+		if (!strncmp(p, "ID: ", 4)) {
+			struct {
+				struct timespec interval, value;
+			} its;
+
+			if (d->nr_timers == MAX_TIMERS)
+				break;
+			t = &d->timers[d->nr_timers++];
+			memset(t, 0, sizeof(*t));
+			parse_dec(p + 4, &v);
+			t->id = (int32_t)v;
+			if (syscall(SYS_timer_gettime, t->id, &its) == 0) {
+				t->interval_ns = (uint64_t)ts_ns(&its.interval);
+				t->value_ns = (uint64_t)ts_ns(&its.value);
+				/* Like ITIMER_REAL: a periodic timer whose signal
+				 * is pending re-arms only when it is taken. */
+				if (!t->value_ns)
+					t->value_ns = t->interval_ns;
+			}
+		} else if (t && !strncmp(p, "signal: ", 8)) {
+			const char *q = parse_dec(p + 8, &v);
+
+			t->signo = (int32_t)v;
+			if (*q == '/')
+				parse_hex(q + 1, &t->sigval);
+		} else if (t && !strncmp(p, "notify: ", 8)) {
+			t->notify = !strncmp(p + 8, "thread", 6) ? 4 /* THREAD_ID */ :
+				    !strncmp(p + 8, "none", 4)   ? 1 /* NONE */ :
+								   0 /* SIGNAL */;
+		} else if (t && !strncmp(p, "ClockID: ", 9)) {
+			parse_dec(p + 9, &v);
+			t->clock = (int32_t)v;
+		}
+	}
+}
+
+/*
+ * Signals pending now (blocked by the program, or arriving during the
+ * handler): the only way to read their siginfo is to take them, so take
+ * each one and queue it again at once, in order; the program loses none.
+ */
+static void collect_signals(struct dump *d)
+{
+	struct timespec zero = { 0, 0 };
+	uint64_t pending = 0;
+	size_t i, first = 0;
+	int sig;
+
+	syscall(SYS_rt_sigpending, &pending, 8);
+	for (sig = 1; sig <= CKPT_NSIG && pending; sig++) {
+		uint64_t one = 1ULL << (sig - 1);
+
+		if (!(pending & one))
+			continue;
+		while (d->nr_signals < MAX_SIGNALS) {
+			struct ckpt_signal *s = &d->signals[d->nr_signals];
+
+			memset(s, 0, sizeof(*s));
+			if (syscall(SYS_rt_sigtimedwait, &one, s->info, &zero, 8) !=
+			    sig)
+				break;
+			s->signo = sig;
+			d->nr_signals++;
+		}
+	}
+	for (i = first; i < d->nr_signals; i++)
+		if (syscall(SYS_rt_sigqueueinfo, getpid(), d->signals[i].signo,
+			    d->signals[i].info) < 0)
+			ckpt_log("lost a pending signal while saving it", NULL,
+				 errno);
+}
+
 /* What must be taken at the instant of the checkpoint, before any fork. */
 static int prepare(struct dump *d, const ucontext_t *uc, int sig, pid_t pid)
 {
 	if (!d->strings || !d->fds)
 		return -ENOMEM;
 	collect_process_state(d, uc, sig, pid);
+	collect_timers(d);
+	collect_signals(d);
 	return collect_fds(d);
 }
 
@@ -1175,14 +1276,20 @@ static int write_image(struct dump *d, int fd)
 	h->data_offset = CKPT_PAGE_SIZE;
 	h->data_size = off - CKPT_PAGE_SIZE;
 
-	/* The four tables, contiguous, after the data. */
+	/* The six tables, contiguous, after the data. */
 	h->regions_offset = off;
 	h->nr_regions = d->nr_regions;
 	h->runs_offset = off + d->nr_regions * sizeof(struct ckpt_region);
 	h->nr_runs = d->nr_runs;
 	h->fds_offset = h->runs_offset + d->nr_runs * sizeof(struct ckpt_run);
 	h->nr_fds = d->nr_fds;
-	h->strings_offset = h->fds_offset + d->nr_fds * sizeof(struct ckpt_fd);
+	h->timers_offset = h->fds_offset + d->nr_fds * sizeof(struct ckpt_fd);
+	h->nr_timers = d->nr_timers;
+	h->signals_offset =
+		h->timers_offset + d->nr_timers * sizeof(struct ckpt_timer);
+	h->nr_signals = d->nr_signals;
+	h->strings_offset =
+		h->signals_offset + d->nr_signals * sizeof(struct ckpt_signal);
 	h->strings_size = d->strings_len;
 	h->image_size = h->strings_offset + h->strings_size;
 
@@ -1196,6 +1303,10 @@ static int write_image(struct dump *d, int fd)
 	       d->nr_runs * sizeof(struct ckpt_run));
 	memcpy(tables + (h->fds_offset - h->regions_offset), d->fds,
 	       d->nr_fds * sizeof(struct ckpt_fd));
+	memcpy(tables + (h->timers_offset - h->regions_offset), d->timers,
+	       d->nr_timers * sizeof(struct ckpt_timer));
+	memcpy(tables + (h->signals_offset - h->regions_offset), d->signals,
+	       d->nr_signals * sizeof(struct ckpt_signal));
 	memcpy(tables + (h->strings_offset - h->regions_offset), d->strings,
 	       d->strings_len);
 	h->tables_checksum = ckpt_xxh64(tables, tables_len);

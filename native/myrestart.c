@@ -306,6 +306,10 @@ static void set_msgs(struct ckpt_plan *p)
 		[CKPT_MSG_MLOCK] = "(warning, going on) cannot lock the region",
 		[CKPT_MSG_RLIMIT] = "(warning, going on) cannot restore the "
 				    "resource limit number",
+		[CKPT_MSG_TIMER] = "(warning, going on) cannot restore the POSIX "
+				   "timer",
+		[CKPT_MSG_SIGNAL] = "(warning, going on) cannot queue the pending "
+				    "signal",
 		[CKPT_MSG_AT] = " at ",
 		[CKPT_MSG_ERRNO] = ", errno ",
 		[CKPT_MSG_NEWLINE] = "\n",

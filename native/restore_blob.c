@@ -189,6 +189,75 @@ static void restore_region(const struct ckpt_plan *p,
 	restore_vmflags(p, r);
 }
 
+#define PR_TIMER_CREATE_RESTORE_IDS 77 /* Linux 6.17: timer_create takes the id */
+
+static void restore_timers(const struct ckpt_plan *p,
+			   const struct ckpt_header *h)
+{
+	const struct ckpt_timer *t =
+		(const void *)(p->image_base + h->timers_offset);
+	long tid = sys(__NR_gettid, 0, 0, 0), ret;
+	uint64_t i;
+
+	if (!h->nr_timers)
+		return;
+	ret = sys6(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0, 0);
+	if (ret) {
+		warn(p, CKPT_MSG_TIMER, 0, ret);
+		return;
+	}
+	for (i = 0; i < h->nr_timers; i++) {
+		/* The kernel's struct sigevent: value, signo, notify, tid. */
+		struct {
+			uint64_t value;
+			int32_t signo;
+			int32_t notify;
+			int32_t tid;
+			int32_t pad[11];
+		} ev;
+		long its[4]; /* interval, value: struct itimerspec */
+		int32_t id = t[i].id;
+		int k;
+
+		for (k = 0; k < 11; k++)
+			ev.pad[k] = 0;
+		ev.value = t[i].sigval;
+		ev.signo = t[i].signo;
+		ev.notify = t[i].notify;
+		ev.tid = (int32_t)tid;
+		ret = sys(__NR_timer_create, t[i].clock, &ev, &id);
+		if (ret) {
+			warn(p, CKPT_MSG_TIMER, (uint64_t)t[i].id, ret);
+			continue;
+		}
+		if (!t[i].value_ns)
+			continue;
+		its[0] = (long)(t[i].interval_ns / 1000000000);
+		its[1] = (long)(t[i].interval_ns % 1000000000);
+		its[2] = (long)(t[i].value_ns / 1000000000);
+		its[3] = (long)(t[i].value_ns % 1000000000);
+		ret = sys6(__NR_timer_settime, id, 0, (long)its, 0, 0, 0);
+		if (ret)
+			warn(p, CKPT_MSG_TIMER, (uint64_t)t[i].id, ret);
+	}
+	sys6(__NR_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0, 0);
+}
+
+static void restore_signals(const struct ckpt_plan *p,
+			    const struct ckpt_header *h)
+{
+	const struct ckpt_signal *s =
+		(const void *)(p->image_base + h->signals_offset);
+	long pid = sys(__NR_getpid, 0, 0, 0), ret;
+	uint64_t i;
+
+	for (i = 0; i < h->nr_signals; i++) {
+		ret = sys(__NR_rt_sigqueueinfo, pid, s[i].signo, s[i].info);
+		if (ret)
+			warn(p, CKPT_MSG_SIGNAL, (uint64_t)s[i].signo, ret);
+	}
+}
+
 void ckpt_blob_main(struct ckpt_plan *p)
 {
 	const struct ckpt_header *h = (const void *)p->image_base;
@@ -292,7 +361,13 @@ void ckpt_blob_main(struct ckpt_plan *p)
 			warn(p, CKPT_MSG_RLIMIT, (uint64_t)i, ret);
 	}
 
-	/* 9. Drop our file descriptors and the image; keep what we need. */
+	/* 9. POSIX timers under their own ids (timer_t holds the id), then
+	 * the signals that were pending: they wait, blocked, for the handler
+	 * to return, as they did in the original process. */
+	restore_timers(p, h);
+	restore_signals(p, h);
+
+	/* 10. Drop our file descriptors and the image; keep what we need. */
 	resume_entry = h->resume_entry;
 	resume_stack = h->resume_stack;
 	fs_base = h->fs_base;
@@ -310,7 +385,7 @@ void ckpt_blob_main(struct ckpt_plan *p)
 		sys(__NR_close, p->close_fds[i], 0, 0);
 	sys(__NR_munmap, p->image_base, p->image_len, 0);
 
-	/* 10. TLS, then the mask the handler ran with; rt_sigreturn restores
+	/* 11. TLS, then the mask the handler ran with; rt_sigreturn restores
 	 * the program's own when the handler returns. */
 	ret = sys(__NR_arch_prctl, ARCH_SET_FS, fs_base, 0);
 	if (ret == 0 && gs_base)
@@ -325,7 +400,7 @@ void ckpt_blob_main(struct ckpt_plan *p)
 		if (itimers[i][2] || itimers[i][3])
 			sys(__NR_setitimer, i, itimers[i], 0);
 
-	/* 11. Into libckpt: it unmaps this blob, its plan and stack, and
+	/* 12. Into libckpt: it unmaps this blob, its plan and stack, and
 	 * returns into the signal handler. */
 	__asm__ volatile("mov %0, %%rsp\n\t"
 			 "jmp *%3"

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from support import LIBCKPT
 
+from extckpt._layout import C
 from extckpt.image import Image
 from extckpt.show import open_flag_names, show
 
@@ -218,7 +219,7 @@ def test_show_text(made: Made) -> None:
     r = cli("show", str(made.image))
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "format version 2" in out
+    assert f"format version {C.CKPT_FORMAT_VERSION}" in out
     assert "name:      showme-x\n" in out
     assert f"cwd:       {made.scratch}\n" in out
     assert "umask:     0027\n" in out

@@ -34,6 +34,14 @@
 #else
 #define FZ_HAVE_FDS 0
 #endif
+/* Format version 3 added the POSIX timer and pending signal tables. */
+#if CKPT_FORMAT_VERSION >= 3
+#define FZ_HAVE_TIMERS 1
+#define FZ_TIMER sizeof(struct ckpt_timer)
+#define FZ_SIGNAL sizeof(struct ckpt_signal)
+#else
+#define FZ_HAVE_TIMERS 0
+#endif
 
 /* A field that a mutation may overwrite: offset and width in bytes. */
 struct fz_field {
@@ -59,6 +67,10 @@ static const struct fz_field fz_header_fields[] = {
 #if FZ_HAVE_FDS
 	FZ_H(fds_offset), FZ_H(nr_fds), FZ_H(proc.cwd_offset),
 	FZ_H(proc.cwd_len),
+#endif
+#if FZ_HAVE_TIMERS
+	FZ_H(timers_offset), FZ_H(nr_timers), FZ_H(signals_offset),
+	FZ_H(nr_signals),
 #endif
 	FZ_H(strings_offset), FZ_H(strings_size), FZ_H(exe_name_offset),
 	FZ_H(exe_name_len), FZ_H(resume_entry), FZ_H(resume_stack),
@@ -244,6 +256,17 @@ static inline void fz_fix_layout(unsigned char *buf, size_t len)
 	left -= h.nr_fds * FZ_FD;
 	h.strings_offset = h.fds_offset + h.nr_fds * FZ_FD;
 #endif
+#if FZ_HAVE_TIMERS
+	h.timers_offset = h.strings_offset;
+	if (h.nr_timers > left / FZ_TIMER)
+		h.nr_timers = left / FZ_TIMER;
+	left -= h.nr_timers * FZ_TIMER;
+	h.signals_offset = h.timers_offset + h.nr_timers * FZ_TIMER;
+	if (h.nr_signals > left / FZ_SIGNAL)
+		h.nr_signals = left / FZ_SIGNAL;
+	left -= h.nr_signals * FZ_SIGNAL;
+	h.strings_offset = h.signals_offset + h.nr_signals * FZ_SIGNAL;
+#endif
 	h.strings_size = left;
 	memcpy(buf, &h, FZ_HDR);
 	fz_fix_checksums(buf, len);
@@ -260,6 +283,10 @@ struct fz_image {
 #if FZ_HAVE_FDS
 	struct ckpt_fd *fds;
 	const unsigned char **fd_data; /* ghost fd i's size bytes */
+#endif
+#if FZ_HAVE_TIMERS
+	const unsigned char *timers;  /* nr_timers entries, or NULL */
+	const unsigned char *signals; /* nr_signals entries, or NULL */
 #endif
 	const char *strings;
 };
@@ -298,6 +325,15 @@ static inline unsigned char *fz_build(struct fz_image *im, size_t *len)
 	h->fds_offset = h->strings_offset;
 	h->strings_offset = h->fds_offset + h->nr_fds * FZ_FD;
 #endif
+#if FZ_HAVE_TIMERS
+	if (!im->timers)
+		h->nr_timers = 0;
+	if (!im->signals)
+		h->nr_signals = 0;
+	h->timers_offset = h->strings_offset;
+	h->signals_offset = h->timers_offset + h->nr_timers * FZ_TIMER;
+	h->strings_offset = h->signals_offset + h->nr_signals * FZ_SIGNAL;
+#endif
 	h->image_size = h->strings_offset + h->strings_size;
 	buf = calloc(1, h->image_size);
 	if (!buf)
@@ -333,6 +369,13 @@ static inline unsigned char *fz_build(struct fz_image *im, size_t *len)
 	}
 	if (h->nr_fds)
 		memcpy(buf + h->fds_offset, im->fds, h->nr_fds * FZ_FD);
+#endif
+#if FZ_HAVE_TIMERS
+	if (h->nr_timers)
+		memcpy(buf + h->timers_offset, im->timers, h->nr_timers * FZ_TIMER);
+	if (h->nr_signals)
+		memcpy(buf + h->signals_offset, im->signals,
+		       h->nr_signals * FZ_SIGNAL);
 #endif
 	/* memcpy from NULL is undefined even for 0 bytes */
 	if (h->nr_regions)
@@ -476,6 +519,10 @@ static inline unsigned char *fz_shrink(const unsigned char *img, size_t len,
 	memcpy(im.fds, img + im.h.fds_offset, im.h.nr_fds * FZ_FD);
 	for (i = 0; i < im.h.nr_fds; i++)
 		im.fd_data[i] = img + im.fds[i].data_offset;
+#endif
+#if FZ_HAVE_TIMERS
+	im.timers = img + im.h.timers_offset;
+	im.signals = img + im.h.signals_offset;
 #endif
 	memcpy(im.regs, img + im.h.regions_offset, im.h.nr_regions * FZ_REG);
 	memcpy(old_runs, img + im.h.runs_offset, im.h.nr_runs * FZ_RUN);
