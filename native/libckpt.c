@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h> /* rename() only */
 #include <stdlib.h>
@@ -91,6 +92,20 @@ __attribute__((visibility("hidden"))) volatile unsigned ckpt_eintr_gen;
  * TLS page as the program had it.
  */
 static int ckpt_program_errno;
+
+/*
+ * The rseq area the program registered itself through syscall(2), if it
+ * did: glibc registers one per thread, but a program or runtime may
+ * unregister it and register its own (see syscall() below).
+ */
+static struct {
+	int known;     /* the program made an rseq call of its own */
+	uint64_t addr; /* 0: it unregistered */
+	uint32_t len, sig;
+} ckpt_prog_rseq;
+
+/* libc's syscall(), for our own rseq probes: ours would record them. */
+static long (*libc_syscall)(long, ...);
 
 /* What the program believes about the checkpoint signal (see sigaction()). */
 static struct sigaction ckpt_prog_action;
@@ -936,6 +951,44 @@ static int collect_fds(struct dump *d)
 	return n < 0 ? -errno : 0;
 }
 
+/*
+ * Which rseq area is registered: the program's own if it registered one
+ * through syscall(), else glibc's (at thread pointer + __rseq_offset, at
+ * least the original 32 bytes). The kernel says whether an area is the
+ * registered one: registering it again fails with EBUSY.
+ */
+static void collect_rseq(struct ckpt_header *h)
+{
+	uint64_t addr = h->fs_base + (uint64_t)__rseq_offset;
+	uint32_t len = __rseq_size < 32 ? 32 : __rseq_size, sig = RSEQ_SIG_X86;
+
+	if (ckpt_prog_rseq.known) {
+		addr = ckpt_prog_rseq.addr;
+		len = ckpt_prog_rseq.len;
+		sig = ckpt_prog_rseq.sig;
+	} else if (__rseq_size == 0) {
+		return; /* glibc did not register (tunable off) */
+	}
+	if (!addr)
+		return;
+	if (!libc_syscall)
+		return;
+	if (libc_syscall(SYS_rseq, addr, len, 0, sig) == 0) {
+		/* Nothing was registered, and now we did: undo it. */
+		libc_syscall(SYS_rseq, addr, len, RSEQ_FLAG_UNREGISTER, sig);
+		return;
+	}
+	if (errno != EBUSY) {
+		ckpt_log("an rseq area libckpt does not know is registered; the "
+			 "restart will not register it again",
+			 NULL, 0);
+		return;
+	}
+	h->rseq.addr = addr;
+	h->rseq.len = len;
+	h->rseq.sig = sig;
+}
+
 /* Registers, handlers, mm layout: everything but the memory itself. */
 static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig,
 				  pid_t pid)
@@ -966,12 +1019,7 @@ static void collect_process_state(struct dump *d, const ucontext_t *uc, int sig,
 	for (i = 1; i <= CKPT_NSIG; i++)
 		syscall(SYS_rt_sigaction, i, NULL, &h->sigactions[i - 1], 8);
 
-	/* glibc registered this thread's rseq area at thread pointer + offset. */
-	if (__rseq_size > 0) {
-		h->rseq.addr = h->fs_base + (uint64_t)__rseq_offset;
-		h->rseq.len = __rseq_size < 32 ? 32 : __rseq_size;
-		h->rseq.sig = RSEQ_SIG_X86;
-	}
+	collect_rseq(h);
 
 	/* The mm layout for PR_SET_MM_MAP: fields 26-28 and 45-51 of stat. */
 	len = read_file("/proc/self/stat", buf, sizeof(buf) - 1);
@@ -1645,6 +1693,37 @@ CKPT_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 	return filter_mask(real_pthread_sigmask, how, set, old);
 }
 
+/*
+ * syscall(2) is where a program registers an rseq area of its own (glibc
+ * has no other interface for it): note what it registers, pass everything
+ * on unchanged.
+ */
+CKPT_EXPORT long syscall(long nr, ...)
+{
+	long a[6], ret;
+	va_list ap;
+	int i;
+
+	if (!libc_syscall)
+		libc_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+	va_start(ap, nr);
+	for (i = 0; i < 6; i++) /* as glibc's own: six register arguments */
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	ret = libc_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	if (nr == SYS_rseq && ret == 0 && ckpt_armed) {
+		ckpt_prog_rseq.known = 1;
+		if (a[2] & RSEQ_FLAG_UNREGISTER) {
+			ckpt_prog_rseq.addr = 0;
+		} else {
+			ckpt_prog_rseq.addr = (uint64_t)a[0];
+			ckpt_prog_rseq.len = (uint32_t)a[1];
+			ckpt_prog_rseq.sig = (uint32_t)a[3];
+		}
+	}
+	return ret;
+}
+
 /* ---- set-up ----------------------------------------------------------- */
 
 /* "12", "USR2", "SIGUSR2", "RTMIN+3" -> signal number, or 0. */
@@ -1691,6 +1770,7 @@ __attribute__((constructor)) static void ckpt_init(void)
 
 	real_sigaction = dlsym(RTLD_NEXT, "sigaction");
 	real_sigprocmask = dlsym(RTLD_NEXT, "sigprocmask");
+	libc_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
 	real_pthread_sigmask = dlsym(RTLD_NEXT, "pthread_sigmask");
 	if (!real_sigaction || !real_sigprocmask || !real_pthread_sigmask) {
 		ckpt_log("cannot find libc's signal functions; not armed", NULL, 0);

@@ -545,6 +545,7 @@ TARGETS = (
     # holds the touched pages only (16 MiB + 5 pages + 10,000 pages + a few).
     Target("corners", max_image=64 << 20),
     Target("sigstate"),  # pending signals and POSIX timers
+    Target("rseq_own"),  # an rseq area of the program's own, not glibc's
 )
 RESTARTABLE = tuple(t for t in TARGETS if t.restartable)
 
