@@ -144,3 +144,30 @@ def test_never_keeps_myrestarts_pid(procs, tmp_path):
     assert not os.path.exists(f"/proc/{original.pid}")
     restarted.send("go\n")
     assert restarted.wait_verdict() == "PASS", restarted.transcript()
+
+
+def test_two_generations_under_the_original_pid(procs, tmp_path):
+    """Restarted under its pid, checkpointed again (through myrestart,
+    which passes the signal on), restarted again: still the same pid."""
+    original, image = checkpointed(procs, tmp_path)
+    pid = original.pid
+    original.kill()
+    restarted = support.restart(procs, image, pid_mode="require")
+    wait_program_under(pid, restarted, image)
+    before = image.stat().st_mtime_ns
+    os.kill(restarted.pid, signal.SIGUSR2)  # forwarded to the program
+    deadline = time.monotonic() + DEADLINE
+    while not (image.exists() and image.stat().st_mtime_ns != before):
+        if time.monotonic() > deadline:
+            raise HarnessError(f"no second image:\n{restarted.transcript()}")
+        time.sleep(0.02)
+    # SIGTERM is passed on: the program dies of it, and myrestart reaps it
+    # (so the pid is free again) and dies the same way.
+    os.kill(restarted.pid, signal.SIGTERM)
+    assert restarted.wait_exit() == -signal.SIGTERM, restarted.transcript()
+    assert not os.path.exists(f"/proc/{pid}")
+    again = support.restart(procs, image, pid_mode="require")
+    wait_program_under(pid, again, image)
+    again.send("go\n")
+    assert again.wait_verdict() == "PASS", again.transcript()
+    assert again.wait_exit() == 0, again.transcript()
