@@ -61,16 +61,35 @@ static int left_ms(int timeout_ms, int64_t deadline)
 		      999999) / 1000000);
 }
 
-static struct timespec to_ts(int64_t ns)
-{
-	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
-
-	return ts;
-}
-
 static int64_t ts_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* A timespec timeout (NULL: none) and what is left of it on each retry. */
+struct left {
+	struct timespec ts, *p; /* p: &ts, or NULL for no timeout */
+	int64_t whole, deadline;
+};
+
+static void left_start(struct left *l, const struct timespec *tmo)
+{
+	l->p = tmo ? &l->ts : NULL;
+	l->whole = tmo ? ts_ns(tmo) : 0;
+	l->deadline = now_ns() + l->whole;
+	if (tmo)
+		l->ts = *tmo;
+}
+
+static void left_update(struct left *l)
+{
+	int64_t ns;
+
+	if (!l->p)
+		return;
+	ns = left_ns(l->deadline, l->whole);
+	l->ts.tv_sec = ns / 1000000000;
+	l->ts.tv_nsec = ns % 1000000000;
 }
 
 CKPT_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
@@ -91,19 +110,16 @@ CKPT_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 CKPT_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 		      const sigset_t *mask)
 {
-	int64_t whole = tmo ? ts_ns(tmo) : 0, deadline = now_ns() + whole;
-	struct timespec left, *lp = tmo ? &left : NULL;
+	struct left l;
 	unsigned gen;
 	int ret;
 
 	REAL(ppoll);
-	if (tmo)
-		left = *tmo;
+	left_start(&l, tmo);
 	do {
 		gen = ckpt_eintr_gen;
-		ret = real(fds, n, lp, mask);
-		if (tmo)
-			left = to_ts(left_ns(deadline, whole));
+		ret = real(fds, n, l.p, mask);
+		left_update(&l);
 	} while (ours(ret < 0, gen));
 	return ret;
 }
@@ -126,19 +142,16 @@ CKPT_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e,
 CKPT_EXPORT int pselect(int n, fd_set *r, fd_set *w, fd_set *e,
 			const struct timespec *tmo, const sigset_t *mask)
 {
-	int64_t whole = tmo ? ts_ns(tmo) : 0, deadline = now_ns() + whole;
-	struct timespec left, *lp = tmo ? &left : NULL;
+	struct left l;
 	unsigned gen;
 	int ret;
 
 	REAL(pselect);
-	if (tmo)
-		left = *tmo;
+	left_start(&l, tmo);
 	do {
 		gen = ckpt_eintr_gen;
-		ret = real(n, r, w, e, lp, mask);
-		if (tmo)
-			left = to_ts(left_ns(deadline, whole));
+		ret = real(n, r, w, e, l.p, mask);
+		left_update(&l);
 	} while (ours(ret < 0, gen));
 	return ret;
 }
@@ -259,19 +272,16 @@ CKPT_EXPORT int sigsuspend(const sigset_t *mask)
 CKPT_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
 			     const struct timespec *tmo)
 {
-	int64_t whole = tmo ? ts_ns(tmo) : 0, deadline = now_ns() + whole;
-	struct timespec left, *lp = tmo ? &left : NULL;
+	struct left l;
 	unsigned gen;
 	int ret;
 
 	REAL(sigtimedwait);
-	if (tmo)
-		left = *tmo;
+	left_start(&l, tmo);
 	do {
 		gen = ckpt_eintr_gen;
-		ret = real(set, info, lp);
-		if (tmo)
-			left = to_ts(left_ns(deadline, whole));
+		ret = real(set, info, l.p);
+		left_update(&l);
 	} while (ours(ret < 0, gen));
 	return ret;
 }

@@ -246,12 +246,13 @@ static void ckpt_log(const char *what, const char *path, int err)
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len)
+/* Write all of buf at off, or at the file offset if off < 0; -errno. */
+static int write_full(int fd, const void *buf, size_t len, off_t off)
 {
 	const char *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -261,30 +262,16 @@ static int write_all(int fd, const void *buf, size_t len)
 		if (n == 0)
 			return -ENOSPC;
 		p += n;
+		if (off >= 0)
+			off += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+static int write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ENOSPC;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return write_full(fd, buf, len, -1);
 }
 
 /* Read a whole (proc) file into buf; returns its length or -errno. */
@@ -1365,7 +1352,7 @@ static int write_image(struct dump *d, int fd)
 
 	h->header_checksum = 0;
 	h->header_checksum = ckpt_xxh64(h, sizeof(*h));
-	err = pwrite_all(fd, h, sizeof(*h), 0);
+	err = write_full(fd, h, sizeof(*h), 0);
 	if (!err && ckpt_fsync && fdatasync(fd) < 0)
 		err = -errno;
 	return err;

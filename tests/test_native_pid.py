@@ -57,12 +57,19 @@ def checkpointed(procs, tmp_path, name="tls"):
     return proc, image
 
 
-def test_restart_under_original_pid(procs, tmp_path):
-    original, image = checkpointed(procs, tmp_path)
+def restarted_under_pid(procs, tmp_path, pid_mode="require", name="tls"):
+    """Checkpoint a target, kill it (the pid is free), restart it under its
+    pid; returns (pid, myrestart's Proc, image) once it is back."""
+    original, image = checkpointed(procs, tmp_path, name)
     pid = original.pid
-    original.kill()  # reaped: the pid is free again
-    restarted = support.restart(procs, image, pid_mode="try")
+    original.kill()
+    restarted = support.restart(procs, image, pid_mode=pid_mode)
     wait_program_under(pid, restarted, image)
+    return pid, restarted, image
+
+
+def test_restart_under_original_pid(procs, tmp_path):
+    _pid, restarted, _image = restarted_under_pid(procs, tmp_path, "try")
     restarted.send("go\n")  # stdin is shared with the child
     assert restarted.wait_verdict() == "PASS", restarted.transcript()
     assert restarted.wait_exit() == 0, restarted.transcript()
@@ -72,20 +79,12 @@ def test_restart_under_original_pid(procs, tmp_path):
 def test_signals_and_exit_status_are_passed_on(procs, tmp_path):
     """SIGUSR1 to myrestart reaches the spinning regs target; a SIGTERM
     sent to myrestart kills the program, and myrestart dies the same way."""
-    original, image = checkpointed(procs, tmp_path, "regs")
-    pid = original.pid
-    original.kill()
-    restarted = support.restart(procs, image, pid_mode="require")
-    wait_program_under(pid, restarted, image)
+    pid, restarted, _image = restarted_under_pid(procs, tmp_path, name="regs")
     os.kill(restarted.pid, signal.SIGUSR1)
     assert restarted.wait_verdict() == "PASS", restarted.transcript()
     assert restarted.wait_exit() == 0
 
-    original, image = checkpointed(procs, tmp_path)
-    pid = original.pid
-    original.kill()
-    restarted = support.restart(procs, image, pid_mode="require")
-    wait_program_under(pid, restarted, image)
+    pid, restarted, _image = restarted_under_pid(procs, tmp_path)
     os.kill(restarted.pid, signal.SIGTERM)
     assert restarted.wait_exit() == -signal.SIGTERM, restarted.transcript()
     assert ppid_of(pid) is None, "the program outlived myrestart"
@@ -93,11 +92,7 @@ def test_signals_and_exit_status_are_passed_on(procs, tmp_path):
 
 def test_killing_myrestart_kills_the_program(procs, tmp_path):
     """SIGKILL cannot be passed on: the program must not be left behind."""
-    original, image = checkpointed(procs, tmp_path)
-    pid = original.pid
-    original.kill()
-    restarted = support.restart(procs, image, pid_mode="require")
-    wait_program_under(pid, restarted, image)
+    pid, restarted, _image = restarted_under_pid(procs, tmp_path)
     os.kill(restarted.pid, signal.SIGKILL)
     restarted.wait_exit()
     deadline = time.monotonic() + 10
@@ -149,11 +144,7 @@ def test_never_keeps_myrestarts_pid(procs, tmp_path):
 def test_two_generations_under_the_original_pid(procs, tmp_path):
     """Restarted under its pid, checkpointed again (through myrestart,
     which passes the signal on), restarted again: still the same pid."""
-    original, image = checkpointed(procs, tmp_path)
-    pid = original.pid
-    original.kill()
-    restarted = support.restart(procs, image, pid_mode="require")
-    wait_program_under(pid, restarted, image)
+    pid, restarted, image = restarted_under_pid(procs, tmp_path)
     before = image.stat().st_mtime_ns
     os.kill(restarted.pid, signal.SIGUSR2)  # forwarded to the program
     deadline = time.monotonic() + DEADLINE

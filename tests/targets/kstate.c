@@ -47,6 +47,17 @@ static void on_vtalarm(int sig)
 	vticks++;
 }
 
+/* The whole of a small file, as a string ("" if it cannot be read). */
+static void read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -144,22 +155,10 @@ int main(int argc, char **argv)
 	close(wr);
 	close(app);
 	snprintf(path, sizeof(path), "%s/output.txt", argv[1]);
-	{
-		int fd = open(path, O_RDONLY);
-
-		n = read(fd, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
+	read_file(path, buf, sizeof(buf));
 	CHECK(!strcmp(buf, "before;after"), "output file holds '%s'", buf);
 	snprintf(path, sizeof(path), "%s/log.txt", argv[1]);
-	{
-		int fd = open(path, O_RDONLY);
-
-		n = read(fd, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
+	read_file(path, buf, sizeof(buf));
 	CHECK(!strcmp(buf, "log:ab"), "appended file holds '%s'", buf);
 	CHECK(lseek(ghost, 0, SEEK_CUR) == 4, "ghost offset %ld",
 	      (long)lseek(ghost, 0, SEEK_CUR));
