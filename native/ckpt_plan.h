@@ -51,14 +51,12 @@ struct ckpt_plan {
 	uint64_t image_base; /* the image file, mapped read-only */
 	uint64_t image_len;
 	uint64_t user_top;   /* unmap everything below this but keep */
-	int32_t image_fd;
 	int32_t exe_fd; /* the program's executable, or -1 */
 	int32_t nr_special;
 	struct ckpt_special_move special[3];
 	int32_t *region_fd; /* per region: the file to map, or -1 */
 	int32_t *close_fds; /* every fd to close before resuming */
 	int32_t nr_close_fds;
-	int32_t verbose;
 	/* Messages live here: the blob has no data section of its own. */
 	char msg[CKPT_NR_MSGS][CKPT_PLAN_MSG_LEN];
 };

@@ -17,7 +17,7 @@ struct ckpt_verdict {
 };
 
 /*
- * Check the header, the three tables and (when check_data) every region's
+ * Check the header, the tables and (when check_data) every region's
  * checksum. Returns v->status. Never reads outside [img, img + len).
  */
 int ckpt_validate(const void *img, size_t len, int check_data,

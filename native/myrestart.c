@@ -249,8 +249,8 @@ static void open_files(const unsigned char *img, int floor, int32_t *region_fd,
 }
 
 /* Our vDSO must have the same parts and sizes as the program's had. */
-static int plan_specials(const unsigned char *img, const struct self_maps *sm,
-			 struct ckpt_plan *plan, uint64_t scratch)
+static void plan_specials(const unsigned char *img, const struct self_maps *sm,
+			  struct ckpt_plan *plan, uint64_t scratch)
 {
 	const struct ckpt_header *h = (const void *)img;
 	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
@@ -284,7 +284,6 @@ static int plan_specials(const unsigned char *img, const struct self_maps *sm,
 		m->scratch = scratch + used;
 		used += have;
 	}
-	return 0;
 }
 
 static void set_msgs(struct ckpt_plan *p)
@@ -488,7 +487,6 @@ int main(int argc, char **argv)
 	plan->image_base = (uint64_t)(uintptr_t)img;
 	plan->image_len = image_len;
 	plan->user_top = CKPT_USER_TOP;
-	plan->verbose = opts.verbose;
 	plan->region_fd = (int32_t *)(plan + 1);
 	plan->close_fds = plan->region_fd + nr_regions;
 	plan->exe_fd = -1;
@@ -498,7 +496,6 @@ int main(int argc, char **argv)
 	open_files(img, floor, plan->region_fd, plan->close_fds,
 		   &plan->nr_close_fds);
 	plan->close_fds[plan->nr_close_fds++] = fd;
-	plan->image_fd = fd;
 	plan->exe_fd = ckpt_fd_above(open_exe(img), floor);
 	if (plan->exe_fd >= 0)
 		plan->close_fds[plan->nr_close_fds++] = plan->exe_fd;
