@@ -457,11 +457,30 @@ static int hasher_main(void *arg)
 	}
 }
 
+/*
+ * Under a tracer (extckpt attach) the process may run its handler while a
+ * group stop is pending (it was stopped, and the tracer resumed this one
+ * thread): a thread created then joins the stop at once and would never
+ * hash. Only a traced process can be in that state.
+ */
+static int traced(void)
+{
+	char buf[2048];
+	ssize_t len = read_file("/proc/self/status", buf, sizeof(buf) - 1);
+
+	if (len <= 0)
+		return 1;
+	buf[len] = '\0';
+	return !strstr(buf, "\nTracerPid:\t0\n");
+}
+
 static void hasher_start(struct hasher *hs)
 {
 	long tid;
 
 	memset(hs, 0, sizeof(*hs));
+	if (traced())
+		return; /* then the writer hashes itself */
 	hs->stack = scratch_map(HASHER_STACK);
 	if (!hs->stack)
 		return; /* then the writer hashes itself */
