@@ -198,6 +198,19 @@ def _subtract(ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> li
     return out
 
 
+def _read_into(fd: int, buf: bytearray, addr: int) -> bytearray:
+    """Fill buf from the target's memory at addr (/proc/PID/mem); an
+    unreadable or unmapped tail is zeroed, so it compares as absent."""
+    n = len(buf)
+    try:
+        got = os.preadv(fd, [buf], addr)
+    except OSError:
+        got = 0
+    if got < n:
+        buf[got:n] = bytes(n - got)
+    return buf
+
+
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for a, b in sorted(ranges):
@@ -225,15 +238,7 @@ class _Comparer:
         return None
 
     def read(self, fd: int, addr: int, n: int) -> bytearray:
-        buf = self.buf if n == CHUNK else bytearray(n)
-        try:
-            got = os.preadv(fd, [buf], addr)
-        except OSError:
-            got = 0
-        if got < n:
-            # Unreadable or unmapped tail: zero it so it compares as absent.
-            buf[got:n] = bytes(n - got)
-        return buf
+        return _read_into(fd, self.buf if n == CHUNK else bytearray(n), addr)
 
     def compare_bytes(self, v: RegionVerdict, r: Region, addr: int, live, want) -> None:
         if live == want:
@@ -260,14 +265,7 @@ class _Comparer:
         """Read len(want) bytes at addr and compare: None if equal, else the
         live bytes. Runs in worker threads: preadv releases the GIL, so two
         readers keep both cores busy copying out of the target."""
-        n = len(want)
-        buf = bytearray(n)
-        try:
-            got = os.preadv(fd, [buf], addr)
-        except OSError:
-            got = 0
-        if got < n:
-            buf[got:n] = bytes(n - got)
+        buf = _read_into(fd, bytearray(len(want)), addr)
         return None if buf == want else buf
 
     def compare_runs(self, fd: int, regions: list[tuple[Region, RegionVerdict]]) -> None:
