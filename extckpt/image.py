@@ -90,14 +90,9 @@ def _struct_format(cdecl: str) -> tuple[struct.Struct, tuple[str, ...]]:
     return s, tuple(names)
 
 
-_HEADER_FIELDS = {name for name, _ in ffi.typeof("struct ckpt_header").fields}
-# Format 2 added open files (struct ckpt_fd), region vmflags and the
-# process's cwd; the checks below follow whatever the bundled header has.
-HAS_FDS = "fds_offset" in _HEADER_FIELDS
-# Format 3 added POSIX timers (struct ckpt_timer) and pending signals.
-HAS_TIMERS = "timers_offset" in _HEADER_FIELDS
-HAS_PROC = "proc" in _HEADER_FIELDS
-FD_SIZE = ffi.sizeof("struct ckpt_fd") if HAS_FDS else 0
+FD_SIZE = ffi.sizeof("struct ckpt_fd")
+TIMER_SIZE = ffi.sizeof("struct ckpt_timer")
+SIGNAL_SIZE = ffi.sizeof("struct ckpt_signal")
 _KNOWN_VMFLAGS = 0
 for _name in vars(C):
     if _name.startswith("CKPT_VM_"):
@@ -111,12 +106,8 @@ VM_FLAG_NAMES = tuple(
 _REGION_STRUCT, _REGION_FIELDS = _struct_format("struct ckpt_region")
 _RUN_STRUCT, _RUN_FIELDS = _struct_format("struct ckpt_run")
 assert _RUN_FIELDS == ("start", "len", "data_offset"), _RUN_FIELDS
-if HAS_FDS:
-    _FD_STRUCT, _FD_FIELDS = _struct_format("struct ckpt_fd")
-if HAS_TIMERS:
-    TIMER_SIZE = ffi.sizeof("struct ckpt_timer")
-    SIGNAL_SIZE = ffi.sizeof("struct ckpt_signal")
-    _TIMER_STRUCT, _TIMER_FIELDS = _struct_format("struct ckpt_timer")
+_FD_STRUCT, _FD_FIELDS = _struct_format("struct ckpt_fd")
+_TIMER_STRUCT, _TIMER_FIELDS = _struct_format("struct ckpt_timer")
 
 
 class Timer(NamedTuple):
@@ -409,14 +400,14 @@ def _read_header(buf) -> Header:
         mm=mm,
         auxv=tuple(h.mm.auxv[i] for i in range(C.CKPT_AUXV_WORDS)),
         sigactions=acts,
-        fds_offset=h.fds_offset if HAS_FDS else 0,
-        nr_fds=h.nr_fds if HAS_FDS else 0,
-        timers_offset=h.timers_offset if HAS_TIMERS else 0,
-        nr_timers=h.nr_timers if HAS_TIMERS else 0,
-        signals_offset=h.signals_offset if HAS_TIMERS else 0,
-        nr_signals=h.nr_signals if HAS_TIMERS else 0,
-        comm=_decode(ffi.string(h.proc.comm, 16)) if HAS_PROC else "",
-        proc=_read_proc(h.proc) if HAS_PROC else None,
+        fds_offset=h.fds_offset,
+        nr_fds=h.nr_fds,
+        timers_offset=h.timers_offset,
+        nr_timers=h.nr_timers,
+        signals_offset=h.signals_offset,
+        nr_signals=h.nr_signals,
+        comm=_decode(ffi.string(h.proc.comm, 16)),
+        proc=_read_proc(h.proc),
     )
 
 
@@ -543,14 +534,15 @@ class Image:
         if h.image_size != n:
             what = "truncated" if n < h.image_size else "longer than written"
             raise TruncatedError(f"the image {p} is {what}: {n} bytes, its header says {h.image_size}")
-        # header | data | regions | runs [| fds] | strings, contiguous.
-        tables = [(h.regions_offset, h.nr_regions, REGION_SIZE), (h.runs_offset, h.nr_runs, RUN_SIZE)]
-        if HAS_FDS:
-            tables.append((h.fds_offset, h.nr_fds, FD_SIZE))
-        if HAS_TIMERS:
-            tables.append((h.timers_offset, h.nr_timers, TIMER_SIZE))
-            tables.append((h.signals_offset, h.nr_signals, SIGNAL_SIZE))
-        tables.append((h.strings_offset, h.strings_size, 1))
+        # header | data | regions | runs | fds | timers | signals | strings.
+        tables = [
+            (h.regions_offset, h.nr_regions, REGION_SIZE),
+            (h.runs_offset, h.nr_runs, RUN_SIZE),
+            (h.fds_offset, h.nr_fds, FD_SIZE),
+            (h.timers_offset, h.nr_timers, TIMER_SIZE),
+            (h.signals_offset, h.nr_signals, SIGNAL_SIZE),
+            (h.strings_offset, h.strings_size, 1),
+        ]
         aligned = h.data_offset == PAGE and not h.data_size & _PAGE_MASK
         end = _span(h.data_offset, h.data_size, 1, n) if aligned else None
         for off, count, size in tables:
@@ -562,14 +554,12 @@ class Image:
             raise CorruptError(f"the image {p}'s table of contents is corrupted")
         if xxhash.xxh64_intdigest(v[h.regions_offset :]) != h.tables_checksum:
             raise CorruptError(f"the image {p}'s region tables are corrupted (checksum mismatch)")
-        spans = [(h.exe_name_offset, h.exe_name_len)]
-        if HAS_PROC:
-            spans.append((h.proc.cwd_offset, h.proc.cwd_len))
+        spans = [(h.exe_name_offset, h.exe_name_len), (h.proc.cwd_offset, h.proc.cwd_len)]
         if any(o > h.strings_size or ln > h.strings_size - o for o, ln in spans):
             raise CorruptError(f"the image {p}'s program name or directory is out of bounds")
         hdr = _read_header(buf)
         names = [_decode(bytes(v[h.strings_offset + o : h.strings_offset + o + ln])) for o, ln in spans]
-        self.header = dataclasses.replace(hdr, exe=names[0], cwd=names[1] if HAS_PROC else "")
+        self.header = dataclasses.replace(hdr, exe=names[0], cwd=names[1])
         ffi.release(buf)
 
     def _load_tables(self) -> None:
@@ -594,32 +584,28 @@ class Image:
             regions.append((Region(index=i, name=name, **f), ok, first))
         self._checked = regions
         self.regions = [r for r, _, _ in regions]
-        self.fds: list[Fd] = []
         self._fd_raw: list[tuple[Fd, bool]] = []
-        if HAS_FDS:
-            fv = v[h.fds_offset : h.fds_offset + h.nr_fds * FD_SIZE]
-            for t in _FD_STRUCT.iter_unpack(fv):
-                f = dict(zip(_FD_FIELDS, t, strict=True))
-                po, pl = f.pop("path_offset"), f.pop("path_len")
-                f.pop("pad", None)
-                ok = po <= len(strings) and pl <= len(strings) - po
-                fd = Fd(path=_decode(strings[po : po + pl]) if ok else "", **f)
-                self._fd_raw.append((fd, ok))
-            self.fds = [fd for fd, _ in self._fd_raw]
-        self.timers: list[Timer] = []
+        fv = v[h.fds_offset : h.fds_offset + h.nr_fds * FD_SIZE]
+        for t in _FD_STRUCT.iter_unpack(fv):
+            f = dict(zip(_FD_FIELDS, t, strict=True))
+            po, pl = f.pop("path_offset"), f.pop("path_len")
+            f.pop("pad", None)
+            ok = po <= len(strings) and pl <= len(strings) - po
+            fd = Fd(path=_decode(strings[po : po + pl]) if ok else "", **f)
+            self._fd_raw.append((fd, ok))
+        self.fds: list[Fd] = [fd for fd, _ in self._fd_raw]
+        tv = v[h.timers_offset : h.timers_offset + h.nr_timers * TIMER_SIZE]
+        self.timers: list[Timer] = [Timer(*t) for t in _TIMER_STRUCT.iter_unpack(tv)]
         self.signals: list[PendingSignal] = []
-        if HAS_TIMERS:
-            tv = v[h.timers_offset : h.timers_offset + h.nr_timers * TIMER_SIZE]
-            self.timers = [Timer(*t) for t in _TIMER_STRUCT.iter_unpack(tv)]
-            for i in range(h.nr_signals):
-                at = h.signals_offset + i * SIGNAL_SIZE
-                # struct ckpt_signal: signo, pad, then a siginfo_t: si_signo,
-                # si_errno, si_code, the union 16 bytes in; si_value sits
-                # 24 bytes in for sigqueue and timer signals.
-                (signo,) = struct.unpack_from("<i", v, at)
-                (code,) = struct.unpack_from("<i", v, at + 8 + 8)
-                (value,) = struct.unpack_from("<Q", v, at + 8 + 24)
-                self.signals.append(PendingSignal(signo, code, value))
+        for i in range(h.nr_signals):
+            at = h.signals_offset + i * SIGNAL_SIZE
+            # struct ckpt_signal: signo, pad, then a siginfo_t: si_signo,
+            # si_errno, si_code, the union 16 bytes in; si_value sits
+            # 24 bytes in for sigqueue and timer signals.
+            (signo,) = struct.unpack_from("<i", v, at)
+            (code,) = struct.unpack_from("<i", v, at + 8 + 8)
+            (value,) = struct.unpack_from("<Q", v, at + 8 + 24)
+            self.signals.append(PendingSignal(signo, code, value))
 
     def _check_regions(self) -> None:
         h, p = self.header, self.path
@@ -676,11 +662,10 @@ class Image:
             if stored != r.stored_bytes:
                 raise CorruptError(f"the image {p}: region {i}'s stored size does not add up")
             next_run += r.nr_runs
-        if HAS_FDS:
-            if next_run != h.nr_runs:
-                raise CorruptError(f"the image {p}'s runs do not match its regions")
-            next_data = self._check_fds(next_data)
-        if next_run != h.nr_runs or next_data != h.data_offset + h.data_size:
+        if next_run != h.nr_runs:
+            raise CorruptError(f"the image {p}'s runs do not match its regions")
+        next_data = self._check_fds(next_data)
+        if next_data != h.data_offset + h.data_size:
             raise CorruptError(f"the image {p}'s runs do not cover its data")
         for i, t in enumerate(self.timers):
             if t.id < 0 or not 0 <= t.signo <= C.CKPT_NSIG or t.notify not in (0, 1, 4):
