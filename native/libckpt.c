@@ -587,8 +587,7 @@ static struct dump *dump_new(void)
 	return d;
 }
 
-/* What the writer made (in a forked writer, only its own copy). */
-static void dump_free_written(struct dump *d)
+static void dump_free(struct dump *d)
 {
 	if (d->maps)
 		own_unmap(d->maps, d->maps_cap);
@@ -602,11 +601,6 @@ static void dump_free_written(struct dump *d)
 		munmap(d->bounce, WRITE_CHUNK);
 	if (d->pagemap_fd >= 0)
 		close(d->pagemap_fd);
-}
-
-static void dump_free(struct dump *d)
-{
-	dump_free_written(d);
 	if (d->strings)
 		own_unmap(d->strings, STRINGS_CAP);
 	if (d->fds)
