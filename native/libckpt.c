@@ -512,14 +512,20 @@ static void hash_submit(struct hasher *hs, struct ckpt_xxh64 *xs, const void *p,
 	futex_wake(&hs->seq);
 }
 
-/* The last job is hashed: its bytes and xs may be touched again. */
+/*
+ * The last job is hashed: its bytes and xs may be touched again. Sleep
+ * only on the value of done that was seen short of seq: reading it again
+ * for the futex could see the hasher's final store and sleep for ever.
+ */
 static void hash_wait(struct hasher *hs)
 {
-	if (hs->running)
-		while (__atomic_load_n(&hs->done, __ATOMIC_ACQUIRE) !=
-		       __atomic_load_n(&hs->seq, __ATOMIC_ACQUIRE))
-			futex_wait(&hs->done,
-				   __atomic_load_n(&hs->done, __ATOMIC_ACQUIRE));
+	uint32_t want, done;
+
+	if (!hs->running)
+		return;
+	want = __atomic_load_n(&hs->seq, __ATOMIC_ACQUIRE); /* ours alone */
+	while ((done = __atomic_load_n(&hs->done, __ATOMIC_ACQUIRE)) != want)
+		futex_wait(&hs->done, done);
 }
 
 static void hasher_stop(struct hasher *hs)
