@@ -366,15 +366,26 @@ ckpt_image.h: 3-15 for a bad image, a changed file or a failed restore).
     is_flag=True,
     help="Go on when a file the program had open was replaced or cut below its offset.",
 )
+@click.option(
+    "--copy",
+    is_flag=True,
+    help="Read all memory into place instead of mapping the image's larger runs "
+    "copy-on-write: a slower restart, after which the program no longer uses the image file.",
+)
 @handle_errors()
-def restart(args: tuple[str, ...], verbose: bool, keep_stdio: bool, force_files: bool) -> None:
+def restart(args: tuple[str, ...], verbose: bool, keep_stdio: bool, force_files: bool, copy: bool) -> None:
     positional = [i for i, a in enumerate(args) if not a.startswith("-")]
     if not positional:
         raise UsageError("no image to restart", "Example: extckpt restart /tmp/prog.ckpt")
     image = args[positional[-1]]
     options = [
         flag
-        for flag, on in (("-v", verbose), ("--keep-stdio", keep_stdio), ("--force-files", force_files))
+        for flag, on in (
+            ("-v", verbose),
+            ("--keep-stdio", keep_stdio),
+            ("--force-files", force_files),
+            ("--copy", copy),
+        )
         if on
     ]
     options += [a for i, a in enumerate(args) if i != positional[-1]]

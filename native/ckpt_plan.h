@@ -51,6 +51,14 @@ struct ckpt_plan {
 	uint64_t image_base; /* the image file, mapped read-only */
 	uint64_t image_len;
 	uint64_t user_top;   /* unmap everything below this but keep */
+	/* Runs of private anonymous memory at least map_min_len long are
+	 * mapped from the image (MAP_PRIVATE) instead of copied: no page is
+	 * allocated or copied until the program writes it. UINT64_MAX: copy
+	 * everything (myrestart --copy). */
+	uint64_t map_min_len;
+	uint64_t image_dev;  /* the image file, for libckpt: a later */
+	uint64_t image_ino;  /* checkpoint saves such mappings whole */
+	int32_t image_fd;
 	int32_t exe_fd; /* the program's executable, or -1 */
 	int32_t nr_special;
 	struct ckpt_special_move special[3];
@@ -60,6 +68,22 @@ struct ckpt_plan {
 	/* Messages live here: the blob has no data section of its own. */
 	char msg[CKPT_NR_MSGS][CKPT_PLAN_MSG_LEN];
 };
+
+/*
+ * May the runs of r be mapped from the image? Only for private anonymous
+ * memory whose behaviour a file mapping keeps: not the stack (it must grow
+ * down), not memory that madvise or mlock gave properties only anonymous
+ * memory has, not libckpt's own.
+ */
+static inline int ckpt_region_mappable(const struct ckpt_region *r)
+{
+	return r->kind == CKPT_KIND_ANON &&
+	       !(r->flags & (CKPT_REGION_SHARED | CKPT_REGION_GROWSDOWN |
+			     CKPT_REGION_CKPTLIB)) &&
+	       !(r->vmflags & (CKPT_VM_GROWSDOWN | CKPT_VM_LOCKED |
+			       CKPT_VM_WIPEONFORK | CKPT_VM_HUGEPAGE |
+			       CKPT_VM_MERGEABLE));
+}
 
 /* Entry point of the blob, copied out of myrestart's ckpt_blob section. */
 void ckpt_blob_main(struct ckpt_plan *plan) __attribute__((noreturn));

@@ -334,33 +334,40 @@ static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
 	return 0;
 }
 
-static int check_data(const unsigned char *img, struct ckpt_verdict *v)
+int ckpt_check_region_data(const void *image, uint64_t i,
+			   struct ckpt_verdict *v)
 {
+	const unsigned char *img = image;
 	const struct ckpt_header *h = (const void *)img;
-	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	const struct ckpt_region *r =
+		(const struct ckpt_region *)(img + h->regions_offset) + i;
 	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
-	uint64_t i, j;
+	struct ckpt_xxh64 xs;
+	char name[256];
+	uint64_t j;
 
-	for (i = 0; i < h->nr_regions; i++) {
-		const struct ckpt_region *r = &regs[i];
-		struct ckpt_xxh64 xs;
-		char name[256];
+	ckpt_xxh64_init(&xs);
+	for (j = 0; j < r->nr_runs; j++) {
+		const struct ckpt_run *run = &runs[r->first_run + j];
 
-		ckpt_xxh64_init(&xs);
-		for (j = 0; j < r->nr_runs; j++) {
-			const struct ckpt_run *run = &runs[r->first_run + j];
-
-			ckpt_xxh64_stripes(&xs, img + run->data_offset, run->len);
-		}
-		if (ckpt_xxh64_final(&xs, NULL, 0) != r->checksum) {
-			ckpt_region_name(img, r, name, sizeof(name));
-			return fail(v, CKPT_EXIT_DATA_CORRUPT,
-				    "the image's data is corrupted: region "
-				    "0x%llx-0x%llx (%s) fails its checksum",
-				    (unsigned long long)r->start,
-				    (unsigned long long)r->end, name);
-		}
+		ckpt_xxh64_stripes(&xs, img + run->data_offset, run->len);
 	}
+	if (ckpt_xxh64_final(&xs, NULL, 0) == r->checksum)
+		return 0;
+	ckpt_region_name(img, r, name, sizeof(name));
+	return fail(v, CKPT_EXIT_DATA_CORRUPT,
+		    "the image's data is corrupted: region 0x%llx-0x%llx (%s) "
+		    "fails its checksum",
+		    (unsigned long long)r->start, (unsigned long long)r->end,
+		    name);
+}
+
+int ckpt_check_ghost_data(const void *image, struct ckpt_verdict *v)
+{
+	const unsigned char *img = image;
+	const struct ckpt_header *h = (const void *)img;
+	uint64_t i;
+
 	for (i = 0; i < h->nr_fds; i++) {
 		const struct ckpt_fd *f =
 			(const void *)(img + h->fds_offset + i * sizeof(*f));
@@ -383,7 +390,14 @@ int ckpt_validate(const void *img, size_t len, int want_data,
 	v->msg[0] = '\0';
 	if (check_header(img, len, v) || check_regions(img, v))
 		return v->status;
-	if (want_data)
-		check_data(img, v);
+	if (want_data) {
+		const struct ckpt_header *h = img;
+		uint64_t i;
+
+		for (i = 0; i < h->nr_regions; i++)
+			if (ckpt_check_region_data(img, i, v))
+				return v->status;
+		ckpt_check_ghost_data(img, v);
+	}
 	return v->status;
 }

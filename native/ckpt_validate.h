@@ -23,6 +23,15 @@ struct ckpt_verdict {
 int ckpt_validate(const void *img, size_t len, int check_data,
 		  struct ckpt_verdict *v);
 
+/*
+ * The data checks of ckpt_validate, one region's stored bytes at a time,
+ * for callers that spread them over threads; only after ckpt_validate has
+ * passed the tables. Return v->status.
+ */
+int ckpt_check_region_data(const void *img, uint64_t region,
+			   struct ckpt_verdict *v);
+int ckpt_check_ghost_data(const void *img, struct ckpt_verdict *v);
+
 /* Name of region r for messages: its path or [name], or "anonymous". */
 void ckpt_region_name(const void *img, const struct ckpt_region *r,
 		      char *buf, size_t size);

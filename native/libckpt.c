@@ -125,14 +125,26 @@ struct ckpt_resume_ctx {
 };
 __attribute__((visibility("hidden"))) struct ckpt_resume_ctx ckpt_resume_ctx;
 
+/*
+ * The image this process was restarted from, if it was: myrestart maps the
+ * image's larger runs of anonymous memory straight from that file
+ * (copy-on-write). Such mappings are the program's anonymous memory, not a
+ * file it mapped: a later checkpoint must store them whole, never point
+ * back at the old image.
+ */
+__attribute__((visibility("hidden"))) struct {
+	uint64_t dev, ino;
+} ckpt_mapped_image;
+
 int ckpt_save_resume(struct ckpt_resume_ctx *ctx) __attribute__((returns_twice));
 void ckpt_restart_entry(void);
 
 /*
  * ckpt_save_resume: save the callee-saved registers, return 0.
- * ckpt_restart_entry(addr, len): myrestart jumps here with its own last
- * pages in [addr, addr + len); unmap them (code running from there could not
- * do it itself), reload the saved registers and return 1 from
+ * ckpt_restart_entry(addr, len, dev, ino): myrestart jumps here with its own
+ * last pages in [addr, addr + len); note the image file it restarted from
+ * (dev, ino: ckpt_mapped_image), unmap those pages (code running from there
+ * could not do it itself), reload the saved registers and return 1 from
  * ckpt_save_resume. Needs no stack until the saved one is back.
  */
 __asm__(".text\n"
@@ -159,6 +171,8 @@ __asm__(".text\n"
 	".hidden ckpt_restart_entry\n"
 	".type ckpt_restart_entry,@function\n"
 	"ckpt_restart_entry:\n"
+	"	mov %rdx, ckpt_mapped_image(%rip)\n"
+	"	mov %rcx, ckpt_mapped_image+8(%rip)\n"
 	"	mov $11, %eax\n" /* munmap(rdi, rsi) */
 	"	syscall\n"
 	"	lea ckpt_resume_ctx(%rip), %rdi\n"
@@ -658,8 +672,8 @@ static int name_is(const char *name, size_t len, const char *lit)
 /*
  * Decide how a file mapping is saved. A mapping of a file that is still
  * there (same inode) is re-mapped at restart, and only the pages the
- * program modified are stored. A file deleted or replaced since is saved
- * whole, as anonymous memory.
+ * program modified are stored. A file deleted or replaced since, or the
+ * image we were restarted from, is saved whole, as anonymous memory.
  */
 static void classify_file(struct ckpt_region *r, const char *path,
 			  size_t path_len, uint64_t ino)
@@ -679,6 +693,9 @@ static void classify_file(struct ckpt_region *r, const char *path,
 	if (stat(cpath, &st) < 0 || (uint64_t)st.st_ino != ino ||
 	    !S_ISREG(st.st_mode))
 		goto orphan;
+	if ((uint64_t)st.st_ino == ckpt_mapped_image.ino &&
+	    (uint64_t)st.st_dev == ckpt_mapped_image.dev)
+		goto orphan; /* our memory, mapped from our own old image */
 	r->kind = CKPT_KIND_FILE;
 	r->dev = (uint64_t)st.st_dev;
 	r->ino = (uint64_t)st.st_ino;

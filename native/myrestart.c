@@ -16,9 +16,14 @@
  * The blob unmaps all of myrestart, moves the vDSO, maps the program back
  * and enters libckpt.so's resume code: the program continues inside its
  * checkpoint signal handler, with myrestart's pid and file descriptors.
+ * The program's longer runs of private anonymous memory are mapped from
+ * the image file, copy-on-write, not copied (--copy copies them): a page is
+ * only allocated when the program writes it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -337,11 +342,137 @@ static void unregister_own_rseq(void)
 		    strerror(errno));
 }
 
+/*
+ * Every region's checksum, before anything is restored: the stored bytes
+ * are read once, by two threads taking the regions largest first (the
+ * machine is small; the image is in the page cache, so this is bound by
+ * the hash, not the disk).
+ */
+struct data_check {
+	const unsigned char *img;
+	uint64_t *order;	/* region indices, most stored bytes first */
+	uint64_t nr;
+	atomic_uint_fast64_t next;
+	atomic_int failed;
+	pthread_mutex_t lock;
+	struct ckpt_verdict verdict; /* the first failure */
+};
+
+static void *data_check_worker(void *arg)
+{
+	struct data_check *dc = arg;
+	struct ckpt_verdict v;
+	uint64_t k;
+
+	while (!atomic_load(&dc->failed) &&
+	       (k = atomic_fetch_add(&dc->next, 1)) < dc->nr) {
+		if (!ckpt_check_region_data(dc->img, dc->order[k], &v))
+			continue;
+		pthread_mutex_lock(&dc->lock);
+		if (!atomic_exchange(&dc->failed, 1))
+			dc->verdict = v;
+		pthread_mutex_unlock(&dc->lock);
+	}
+	return NULL;
+}
+
+static const struct ckpt_region *sort_regions;
+
+static int stored_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t sx = sort_regions[x].end - sort_regions[x].start;
+	uint64_t sy = sort_regions[y].end - sort_regions[y].start;
+
+	/* Region size stands in for stored bytes: cheap and close. */
+	return sx > sy ? -1 : sx < sy;
+}
+
+static int len_cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x > y ? -1 : x < y;
+}
+
+static void check_data(const unsigned char *img, const char *path)
+{
+	const struct ckpt_header *h = (const void *)img;
+	struct data_check dc = { .img = img, .nr = h->nr_regions };
+	pthread_t helper;
+	int have_helper;
+	uint64_t i;
+
+	dc.order = malloc((dc.nr + 1) * sizeof(*dc.order));
+	if (!dc.order)
+		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
+	for (i = 0; i < dc.nr; i++)
+		dc.order[i] = i;
+	sort_regions = (const void *)(img + h->regions_offset);
+	qsort(dc.order, dc.nr, sizeof(*dc.order), stored_cmp);
+	pthread_mutex_init(&dc.lock, NULL);
+	/* Without a second thread (limits), one does it all. */
+	have_helper = pthread_create(&helper, NULL, data_check_worker, &dc) == 0;
+	data_check_worker(&dc);
+	if (have_helper)
+		pthread_join(helper, NULL);
+	free(dc.order);
+	if (!dc.failed)
+		ckpt_check_ghost_data(img, &dc.verdict);
+	if (dc.failed || dc.verdict.status)
+		ckpt_die(dc.verdict.status, "%s: %s", path, dc.verdict.msg);
+}
+
+/*
+ * The shortest run worth mapping from the image rather than copying. Each
+ * mapped run is a mapping of its own (two, with the hole after it), and
+ * the kernel allows vm.max_map_count: keep to a quarter of that, mapping
+ * the longest runs first.
+ */
+#define MAP_MIN_RUN (64UL << 10)
+
+static uint64_t map_threshold(const unsigned char *img)
+{
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
+	uint64_t budget = 65530 / 4, nr = 0, i, j, *lens, min;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	unsigned long long max_maps;
+
+	if (f) {
+		if (fscanf(f, "%llu", &max_maps) == 1)
+			budget = max_maps / 4;
+		fclose(f);
+	}
+	lens = malloc((h->nr_runs + 1) * sizeof(*lens));
+	if (!lens)
+		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
+	for (i = 0; i < h->nr_regions; i++) {
+		if (!ckpt_region_mappable(&regs[i]))
+			continue;
+		for (j = 0; j < regs[i].nr_runs; j++) {
+			uint64_t len = runs[regs[i].first_run + j].len;
+
+			if (len >= MAP_MIN_RUN)
+				lens[nr++] = len;
+		}
+	}
+	min = MAP_MIN_RUN;
+	if (nr > budget) {
+		/* Strictly longer than the first run left out. */
+		qsort(lens, nr, sizeof(*lens), len_cmp_desc);
+		min = lens[budget] + 1;
+	}
+	free(lens);
+	return min;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: myrestart [-v] [--pid=try|never|require] [--keep-stdio] "
-		"[--force-files] IMAGE\n"
+		"[--force-files] [--copy] IMAGE\n"
 		"Restart the program saved in IMAGE (written by libckpt.so on "
 		"its checkpoint\nsignal). It continues with this process's pid; "
 		"its files are reopened at\ntheir numbers and offsets, and "
@@ -360,6 +491,11 @@ static void usage(FILE *out)
 		"appears here)\n"
 		"  --force-files  go on when a file the program had open was "
 		"replaced or cut\n                 below its offset\n"
+		"  --copy         read all memory into place; by default the "
+		"image's longer\n                 runs are mapped from IMAGE, "
+		"copy-on-write (a faster restart;\n                 the "
+		"program then needs IMAGE not to be overwritten in place,\n"
+		"                 as cp onto it would: rm and mv are fine)\n"
 		"Exit statuses when it cannot restart: see README or "
 		"ckpt_image.h.\n");
 }
@@ -399,6 +535,8 @@ int main(int argc, char **argv)
 			opts.keep_stdio = 1;
 		} else if (!strcmp(argv[i], "--force-files")) {
 			opts.force_files = 1;
+		} else if (!strcmp(argv[i], "--copy")) {
+			opts.copy_memory = 1;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
@@ -441,8 +579,9 @@ int main(int argc, char **argv)
 	if (img == MAP_FAILED)
 		ckpt_die(CKPT_EXIT_RESOURCE, "cannot map image %s: %s", path,
 		    strerror(errno));
-	if (ckpt_validate(img, (size_t)st.st_size, 1, &verdict))
+	if (ckpt_validate(img, (size_t)st.st_size, 0, &verdict))
 		ckpt_die(verdict.status, "%s: %s", path, verdict.msg);
+	check_data(img, path);
 	h = (const void *)img;
 	nr_regions = h->nr_regions;
 	/* Our own fds live above all of the program's numbers. */
@@ -490,12 +629,17 @@ int main(int argc, char **argv)
 	plan->region_fd = (int32_t *)(plan + 1);
 	plan->close_fds = plan->region_fd + nr_regions;
 	plan->exe_fd = -1;
+	plan->image_fd = -1;
+	plan->map_min_len = opts.copy_memory ? UINT64_MAX : map_threshold(img);
+	plan->image_dev = (uint64_t)st.st_dev;
+	plan->image_ino = (uint64_t)st.st_ino;
 	set_msgs(plan);
 	plan_specials(img, &sm, plan,
 		      keep + blob_len + data_len + stack_len);
 	open_files(img, floor, plan->region_fd, plan->close_fds,
 		   &plan->nr_close_fds);
 	plan->close_fds[plan->nr_close_fds++] = fd;
+	plan->image_fd = fd;
 	plan->exe_fd = ckpt_fd_above(open_exe(img), floor);
 	if (plan->exe_fd >= 0)
 		plan->close_fds[plan->nr_close_fds++] = plan->exe_fd;

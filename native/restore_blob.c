@@ -154,6 +154,7 @@ static void restore_region(const struct ckpt_plan *p,
 	uint64_t len = r->end - r->start, i;
 	long prot = r->prot, flags = MAP_FIXED, ret;
 	long fill_prot = r->nr_runs ? PROT_READ | PROT_WRITE : 0;
+	int mappable = ckpt_region_mappable(r);
 
 	flags |= (r->flags & CKPT_REGION_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 	if (r->flags & CKPT_REGION_GROWSDOWN)
@@ -177,6 +178,17 @@ static void restore_region(const struct ckpt_plan *p,
 	for (i = 0; i < r->nr_runs; i++) {
 		const struct ckpt_run *run = &runs[r->first_run + i];
 
+		if (mappable && run->len >= p->map_min_len) {
+			/* The image's data is page-aligned: map it over the
+			 * anonymous region, copy-on-write. */
+			ret = do_mmap(run->start, run->len, prot | fill_prot,
+				      MAP_PRIVATE | MAP_FIXED, p->image_fd,
+				      run->data_offset);
+			if (ret != (long)run->start)
+				die(p, CKPT_MSG_MAP, run->start,
+				    ret < 0 ? ret : -17);
+			continue;
+		}
 		/* Fault the run's pages in at once (Linux 5.14), not one
 		 * page fault per 4 KiB during the copy; failure is harmless. */
 		sys(__NR_madvise, run->start, run->len, 23 /* POPULATE_WRITE */);
@@ -403,13 +415,15 @@ void ckpt_blob_main(struct ckpt_plan *p)
 		if (itimers[i][2] || itimers[i][3])
 			sys(__NR_setitimer, i, itimers[i], 0);
 
-	/* 12. Into libckpt: it unmaps this blob, its plan and stack, and
-	 * returns into the signal handler. */
+	/* 12. Into libckpt: it unmaps this blob, its plan and stack, notes
+	 * which file its memory may now be mapped from, and returns into the
+	 * signal handler. */
 	__asm__ volatile("mov %0, %%rsp\n\t"
 			 "jmp *%3"
 			 :
 			 : "r"(resume_stack), "D"(p->keep_start),
-			   "S"(p->keep_end - p->keep_start), "r"(resume_entry)
+			   "S"(p->keep_end - p->keep_start), "r"(resume_entry),
+			   "d"(p->image_dev), "c"(p->image_ino)
 			 : "memory");
 	__builtin_unreachable();
 }

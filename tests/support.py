@@ -367,23 +367,38 @@ def _wait_new_image(proc: Proc, image: Path, before, sig: int, timeout: float) -
 
 
 def restart(
-    procs: ProcTracker, image: Path, *, env: dict[str, str] | None = None, pid_mode: str = "never"
+    procs: ProcTracker,
+    image: Path,
+    *,
+    env: dict[str, str] | None = None,
+    pid_mode: str = "never",
+    options: Sequence[str] = (),
 ) -> Proc:
-    """Run myrestart --pid=pid_mode IMAGE with pipes (not yet waiting for
-    anything). By default the program keeps myrestart's pid, so that the
-    returned Proc is the program itself (tests/test_native_pid.py covers
-    the other modes, where myrestart stays as the program's parent)."""
+    """Run myrestart --pid=pid_mode [options] IMAGE with pipes (not yet
+    waiting for anything). By default the program keeps myrestart's pid, so
+    that the returned Proc is the program itself (tests/test_native_pid.py
+    covers the other modes, where myrestart stays as the program's parent)."""
     run_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     if env:
         run_env.update(env)
-    return procs.start([MYRESTART, f"--pid={pid_mode}", image], env=run_env, name=f"myrestart {image.name}")
+    return procs.start(
+        [MYRESTART, f"--pid={pid_mode}", *options, image], env=run_env, name=f"myrestart {image.name}"
+    )
 
 
 def _maps_paths(pid: int) -> list[str] | None:
-    """The file names of a process's mappings, or None if it is gone."""
+    """The file names of a process's mappings that start at offset 0 of
+    their file, or None if it is gone. That is myrestart's own first
+    segment and the whole image that the restore maps, never one of the
+    image's runs that the restored program keeps mapped (its data lies
+    after the header)."""
     try:
         with open(f"/proc/{pid}/maps") as f:
-            return [parts[5].strip() for parts in (line.split(maxsplit=5) for line in f) if len(parts) == 6]
+            return [
+                parts[5].strip()
+                for parts in (line.split(maxsplit=5) for line in f)
+                if len(parts) == 6 and int(parts[2], 16) == 0
+            ]
     except (FileNotFoundError, ProcessLookupError):
         return None
     except OSError as e:
@@ -424,7 +439,8 @@ def wait_restored(
     signal for the next generation) reaches myrestart or its restore blob,
     not the program. Seen from outside, the restore is over when no mapping
     of myrestart or of the image is left and the program's handler for the
-    checkpoint signal (sig) is installed again. (myrestart does not block signals
+    checkpoint signal (sig) is installed again. (The restored program may
+    keep parts of the image mapped, never its start.) (myrestart does not block signals
     while it restores: a signal in that window kills it or runs the
     program's handler half-restored - reported as a native bug.)
     """
