@@ -745,9 +745,13 @@ class Image:
         return self.header.data_size
 
     def region_checksum_ok(self, region: Region) -> bool:
+        """The XXH64 of the XXH64s of the region's pieces: each run cut from
+        its start into CKPT_HASH_PIECE bytes (ckpt_image.h, Integrity)."""
+        piece = C.CKPT_HASH_PIECE
         x = xxhash.xxh64()
         for _, data in self.iter_run_data(region):
-            x.update(data)
+            for off in range(0, len(data), piece):
+                x.update(xxhash.xxh64_intdigest(data[off : off + piece]).to_bytes(8, "little"))
         return x.intdigest() == region.checksum
 
     def bad_regions(self) -> list[Region]:
@@ -760,7 +764,7 @@ class Image:
         return xxhash.xxh64_intdigest(self._view[f.data_offset : f.data_offset + f.size]) == f.checksum
 
     def check_data(self) -> None:
-        """Verify every region's XXH64, as myrestart does before restarting."""
+        """Verify every region's checksum, as myrestart does before restarting."""
         for r in self.regions:
             if not self.region_checksum_ok(r):
                 raise DataCorruptError(

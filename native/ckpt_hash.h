@@ -142,4 +142,38 @@ static inline uint64_t ckpt_xxh64(const void *data, size_t len)
 				len - body);
 }
 
+/*
+ * XXH64 of a sequence of 64-bit values, each taken as 8 little-endian
+ * bytes, fed one at a time: how a region's piece checksums are combined
+ * (ckpt_image.h, Integrity).
+ */
+struct ckpt_xxh64_seq {
+	struct ckpt_xxh64 s;
+	unsigned char buf[32];
+	unsigned n; /* bytes in buf */
+};
+
+static inline void ckpt_xxh64_seq_init(struct ckpt_xxh64_seq *q)
+{
+	ckpt_xxh64_init(&q->s);
+	q->n = 0;
+}
+
+static inline void ckpt_xxh64_seq_add(struct ckpt_xxh64_seq *q, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		q->buf[q->n++] = (unsigned char)(v >> (8 * i));
+	if (q->n == sizeof(q->buf)) {
+		ckpt_xxh64_stripes(&q->s, q->buf, sizeof(q->buf));
+		q->n = 0;
+	}
+}
+
+static inline uint64_t ckpt_xxh64_seq_final(const struct ckpt_xxh64_seq *q)
+{
+	return ckpt_xxh64_final(&q->s, q->buf, q->n);
+}
+
 #endif /* CKPT_HASH_H */

@@ -25,8 +25,12 @@
  *
  * Integrity: header.header_checksum covers the header (with that field zero),
  * header.tables_checksum covers the six tables, each region's checksum
- * covers its stored bytes in run order, and each ghost file's checksum its
- * contents. All are XXH64 with seed 0.
+ * covers its stored bytes, and each ghost file's checksum its contents. All
+ * are XXH64 with seed 0. A region's bytes are hashed in pieces so that
+ * readers can check them on many cores: each run is cut, from its start,
+ * into CKPT_HASH_PIECE bytes (the last piece of a run may be shorter); the
+ * region's checksum is the XXH64 of the pieces' XXH64 values, each as 8
+ * little-endian bytes, in run order (no runs: XXH64 of nothing).
  *
  * What the image does NOT hold: the bytes of file-backed regions that the
  * program has not modified (re-mapped from the file at restart, which is
@@ -40,9 +44,10 @@
 
 /* CFFI-BEGIN: only #define of integers and plain structs below this line. */
 
-#define CKPT_FORMAT_VERSION 3
+#define CKPT_FORMAT_VERSION 4
 #define CKPT_ARCH_X86_64 62 /* ELF e_machine EM_X86_64 */
 #define CKPT_PAGE_SIZE 4096
+#define CKPT_HASH_PIECE 1048576 /* region checksums: see Integrity above */
 #define CKPT_NSIG 64          /* sigactions[i] is signal i + 1 */
 #define CKPT_AUXV_WORDS 128   /* room for 64 auxv (type, value) pairs */
 #define CKPT_NGREGS 23        /* glibc's NGREG, REG_R8 .. REG_CR2 order */
@@ -213,7 +218,7 @@ struct ckpt_region {
 	uint64_t first_run; /* this region's runs: runs[first_run ..] */
 	uint64_t nr_runs;
 	uint64_t stored_bytes; /* sum of its runs' lengths */
-	uint64_t checksum;     /* XXH64 of its stored bytes, in run order */
+	uint64_t checksum;     /* XXH64 of its pieces' XXH64s (see top) */
 	uint32_t prot;         /* PROT_READ | PROT_WRITE | PROT_EXEC */
 	uint32_t kind;         /* CKPT_KIND_* */
 	uint32_t flags;        /* CKPT_REGION_* */

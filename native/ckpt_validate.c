@@ -334,32 +334,83 @@ static int check_regions(const unsigned char *img, struct ckpt_verdict *v)
 	return 0;
 }
 
-int ckpt_check_region_data(const void *image, uint64_t i,
+static int region_mismatch(const unsigned char *img, const struct ckpt_region *r,
 			   struct ckpt_verdict *v)
 {
-	const unsigned char *img = image;
-	const struct ckpt_header *h = (const void *)img;
-	const struct ckpt_region *r =
-		(const struct ckpt_region *)(img + h->regions_offset) + i;
-	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
-	struct ckpt_xxh64 xs;
 	char name[256];
-	uint64_t j;
 
-	ckpt_xxh64_init(&xs);
-	for (j = 0; j < r->nr_runs; j++) {
-		const struct ckpt_run *run = &runs[r->first_run + j];
-
-		ckpt_xxh64_stripes(&xs, img + run->data_offset, run->len);
-	}
-	if (ckpt_xxh64_final(&xs, NULL, 0) == r->checksum)
-		return 0;
 	ckpt_region_name(img, r, name, sizeof(name));
 	return fail(v, CKPT_EXIT_DATA_CORRUPT,
 		    "the image's data is corrupted: region 0x%llx-0x%llx (%s) "
 		    "fails its checksum",
 		    (unsigned long long)r->start, (unsigned long long)r->end,
 		    name);
+}
+
+static const struct ckpt_region *region_at(const unsigned char *img,
+					   uint64_t i)
+{
+	const struct ckpt_header *h = (const void *)img;
+
+	return (const struct ckpt_region *)(img + h->regions_offset) + i;
+}
+
+uint64_t ckpt_region_pieces(const void *image, uint64_t i)
+{
+	const unsigned char *img = image;
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *r = region_at(img, i);
+	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
+	uint64_t j, n = 0;
+
+	for (j = 0; j < r->nr_runs; j++)
+		n += (runs[r->first_run + j].len + CKPT_HASH_PIECE - 1) /
+		     CKPT_HASH_PIECE;
+	return n;
+}
+
+int ckpt_check_region_digests(const void *image, uint64_t i,
+			      const uint64_t *digests, struct ckpt_verdict *v)
+{
+	const unsigned char *img = image;
+	struct ckpt_xxh64_seq xs;
+	uint64_t k, n = ckpt_region_pieces(img, i);
+
+	ckpt_xxh64_seq_init(&xs);
+	for (k = 0; k < n; k++)
+		ckpt_xxh64_seq_add(&xs, digests[k]);
+	if (ckpt_xxh64_seq_final(&xs) == region_at(img, i)->checksum)
+		return 0;
+	return region_mismatch(img, region_at(img, i), v);
+}
+
+int ckpt_check_region_data(const void *image, uint64_t i,
+			   struct ckpt_verdict *v)
+{
+	const unsigned char *img = image;
+	const struct ckpt_header *h = (const void *)img;
+	const struct ckpt_region *r = region_at(img, i);
+	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
+	struct ckpt_xxh64_seq xs;
+	uint64_t j, done;
+
+	ckpt_xxh64_seq_init(&xs);
+	for (j = 0; j < r->nr_runs; j++) {
+		const struct ckpt_run *run = &runs[r->first_run + j];
+
+		for (done = 0; done < run->len; done += CKPT_HASH_PIECE) {
+			uint64_t n = run->len - done < CKPT_HASH_PIECE ?
+					     run->len - done :
+					     CKPT_HASH_PIECE;
+
+			ckpt_xxh64_seq_add(&xs, ckpt_xxh64(img + run->data_offset +
+								   done,
+							   n));
+		}
+	}
+	if (ckpt_xxh64_seq_final(&xs) == r->checksum)
+		return 0;
+	return region_mismatch(img, r, v);
 }
 
 int ckpt_check_ghost_data(const void *image, struct ckpt_verdict *v)

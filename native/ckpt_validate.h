@@ -24,10 +24,16 @@ int ckpt_validate(const void *img, size_t len, int check_data,
 		  struct ckpt_verdict *v);
 
 /*
- * The data checks of ckpt_validate, one region's stored bytes at a time,
- * for callers that spread them over threads; only after ckpt_validate has
- * passed the tables. Return v->status.
+ * The data checks of ckpt_validate, for callers that spread them over
+ * threads; only after ckpt_validate has passed the tables. Each returns
+ * v->status. A region's checksum covers its pieces (ckpt_image.h,
+ * Integrity): ckpt_region_pieces says how many; ckpt_check_region_digests
+ * checks the region given the XXH64 of each piece, in order;
+ * ckpt_check_region_data hashes the pieces itself.
  */
+uint64_t ckpt_region_pieces(const void *img, uint64_t region);
+int ckpt_check_region_digests(const void *img, uint64_t region,
+			      const uint64_t *digests, struct ckpt_verdict *v);
 int ckpt_check_region_data(const void *img, uint64_t region,
 			   struct ckpt_verdict *v);
 int ckpt_check_ghost_data(const void *img, struct ckpt_verdict *v);

@@ -51,7 +51,8 @@
 #define CKPT_EXPORT __attribute__((visibility("default")))
 #define PAGE_SZ ((uint64_t)CKPT_PAGE_SIZE)
 /* Hash and write in chunks that stay in L2: the write's copy reads cached data. */
-#define WRITE_CHUNK (1UL << 20)
+/* Pieces of a run written and hashed at once: the format's hash pieces. */
+#define WRITE_CHUNK CKPT_HASH_PIECE
 #define RSEQ_SIG_X86 0x53053053
 /* Stack of the go-between process of forked checkpointing. */
 #define WRITER_STACK (256UL << 10)
@@ -424,9 +425,9 @@ struct hasher {
 	uint32_t done; /* set to seq by the hasher when it is hashed (futex) */
 	int32_t tid;   /* cleared by the kernel when the thread is gone */
 	int running;
-	struct ckpt_xxh64 *xs; /* the job: feed len bytes at p to xs */
-	const void *p;
+	const void *p; /* the job: XXH64 of len bytes at p */
 	size_t len;    /* 0: quit */
+	uint64_t digest; /* the job's result */
 	char *stack;
 };
 
@@ -465,7 +466,7 @@ static int hasher_main(void *arg)
 		seen = __atomic_load_n(&hs->seq, __ATOMIC_ACQUIRE);
 		if (!hs->len)
 			return 0;
-		ckpt_xxh64_stripes(hs->xs, hs->p, hs->len);
+		hs->digest = ckpt_xxh64(hs->p, hs->len);
 		__atomic_store_n(&hs->done, seen, __ATOMIC_RELEASE);
 		futex_wake(&hs->done);
 	}
@@ -511,15 +512,13 @@ static void hasher_start(struct hasher *hs)
 	hs->running = 1;
 }
 
-/* Hash len bytes at p into xs: handed to the hasher, or here and now. */
-static void hash_submit(struct hasher *hs, struct ckpt_xxh64 *xs, const void *p,
-			size_t len)
+/* Hash len bytes at p: handed to the hasher, or here and now. */
+static void hash_submit(struct hasher *hs, const void *p, size_t len)
 {
 	if (!hs->running) {
-		ckpt_xxh64_stripes(xs, p, len);
+		hs->digest = ckpt_xxh64(p, len);
 		return;
 	}
-	hs->xs = xs;
 	hs->p = p;
 	hs->len = len;
 	__atomic_add_fetch(&hs->seq, 1, __ATOMIC_RELEASE);
@@ -527,19 +526,20 @@ static void hash_submit(struct hasher *hs, struct ckpt_xxh64 *xs, const void *p,
 }
 
 /*
- * The last job is hashed: its bytes and xs may be touched again. Sleep
+ * The last job is hashed: its bytes may be touched again; its XXH64. Sleep
  * only on the value of done that was seen short of seq: reading it again
  * for the futex could see the hasher's final store and sleep for ever.
  */
-static void hash_wait(struct hasher *hs)
+static uint64_t hash_wait(struct hasher *hs)
 {
 	uint32_t want, done;
 
 	if (!hs->running)
-		return;
+		return hs->digest;
 	want = __atomic_load_n(&hs->seq, __ATOMIC_ACQUIRE); /* ours alone */
 	while ((done = __atomic_load_n(&hs->done, __ATOMIC_ACQUIRE)) != want)
 		futex_wait(&hs->done, done);
+	return hs->digest;
 }
 
 static void hasher_stop(struct hasher *hs)
@@ -1361,14 +1361,14 @@ static int collect_memory(struct dump *d)
 static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 			     uint64_t *offset)
 {
-	struct ckpt_xxh64 xs;
+	struct ckpt_xxh64_seq xs; /* of the pieces' XXH64s */
 	uint64_t i, here = (uint64_t)(uintptr_t)&xs;
 	/* The region holding our own stack changes under us as we call
 	 * write(): snapshot each chunk, so that what is hashed is written. */
 	int bounce = here >= r->start && here < r->end;
 	int err = 0;
 
-	ckpt_xxh64_init(&xs);
+	ckpt_xxh64_seq_init(&xs);
 	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE) &&
 	    mprotect((void *)(uintptr_t)r->start, r->end - r->start,
 		     (int)r->prot | PROT_READ) < 0)
@@ -1389,10 +1389,10 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 				memcpy(d->bounce, src, n);
 				src = d->bounce;
 			}
-			hash_submit(&d->hasher, &xs, src, n);
+			hash_submit(&d->hasher, src, n);
 			errno = ckpt_program_errno;
 			err = write_all(fd, src, n);
-			hash_wait(&d->hasher);
+			ckpt_xxh64_seq_add(&xs, hash_wait(&d->hasher));
 		}
 		*offset += run->len;
 		r->stored_bytes += run->len;
@@ -1400,7 +1400,7 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE))
 		mprotect((void *)(uintptr_t)r->start, r->end - r->start,
 			 (int)r->prot);
-	r->checksum = ckpt_xxh64_final(&xs, NULL, 0);
+	r->checksum = ckpt_xxh64_seq_final(&xs);
 	return err;
 }
 

@@ -37,6 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ckpt_hash.h"
 #include "ckpt_plan.h"
 #include "ckpt_validate.h"
 #include "restore_proc.h"
@@ -343,84 +344,86 @@ static void unregister_own_rseq(void)
 }
 
 /*
- * Every region's checksum, before anything is restored: the stored bytes
- * are read once, by two threads taking the regions largest first (the
- * machine is small; the image is in the page cache, so this is bound by
- * the hash, not the disk).
+ * Every region's checksum, before anything is restored. Checksums cover
+ * 1 MiB pieces (ckpt_image.h, Integrity), so two threads share the work
+ * whatever the regions' sizes: each takes the next few pieces and hashes
+ * them; then the pieces' hashes are combined region by region. The image
+ * is in the page cache: this is bound by the hash, not the disk.
  */
+struct piece {
+	uint64_t offset, len;
+};
+
 struct data_check {
 	const unsigned char *img;
-	uint64_t *order;	/* region indices, most stored bytes first */
+	const struct piece *pieces;
+	uint64_t *digests;
 	uint64_t nr;
 	atomic_uint_fast64_t next;
-	atomic_int failed;
-	pthread_mutex_t lock;
-	struct ckpt_verdict verdict; /* the first failure */
 };
+
+#define PIECES_PER_TAKE 4
 
 static void *data_check_worker(void *arg)
 {
 	struct data_check *dc = arg;
-	struct ckpt_verdict v;
-	uint64_t k;
+	uint64_t k, end;
 
-	while (!atomic_load(&dc->failed) &&
-	       (k = atomic_fetch_add(&dc->next, 1)) < dc->nr) {
-		if (!ckpt_check_region_data(dc->img, dc->order[k], &v))
-			continue;
-		pthread_mutex_lock(&dc->lock);
-		if (!atomic_exchange(&dc->failed, 1))
-			dc->verdict = v;
-		pthread_mutex_unlock(&dc->lock);
+	while ((k = atomic_fetch_add(&dc->next, PIECES_PER_TAKE)) < dc->nr) {
+		end = k + PIECES_PER_TAKE < dc->nr ? k + PIECES_PER_TAKE : dc->nr;
+		for (; k < end; k++)
+			dc->digests[k] = ckpt_xxh64(dc->img + dc->pieces[k].offset,
+						    dc->pieces[k].len);
 	}
 	return NULL;
-}
-
-static const struct ckpt_region *sort_regions;
-
-static int stored_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	uint64_t sx = sort_regions[x].end - sort_regions[x].start;
-	uint64_t sy = sort_regions[y].end - sort_regions[y].start;
-
-	/* Region size stands in for stored bytes: cheap and close. */
-	return sx > sy ? -1 : sx < sy;
-}
-
-static int len_cmp_desc(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x > y ? -1 : x < y;
 }
 
 static void check_data(const unsigned char *img, const char *path)
 {
 	const struct ckpt_header *h = (const void *)img;
-	struct data_check dc = { .img = img, .nr = h->nr_regions };
+	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
+	struct data_check dc = { .img = img };
+	struct ckpt_verdict v = { 0 };
+	struct piece *pieces;
+	uint64_t i, j, done, nr = 0, first = 0;
 	pthread_t helper;
 	int have_helper;
-	uint64_t i;
 
-	dc.order = malloc((dc.nr + 1) * sizeof(*dc.order));
-	if (!dc.order)
+	for (i = 0; i < h->nr_regions; i++)
+		nr += ckpt_region_pieces(img, i);
+	pieces = malloc((nr + 1) * sizeof(*pieces));
+	dc.digests = malloc((nr + 1) * sizeof(*dc.digests));
+	if (!pieces || !dc.digests)
 		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
-	for (i = 0; i < dc.nr; i++)
-		dc.order[i] = i;
-	sort_regions = (const void *)(img + h->regions_offset);
-	qsort(dc.order, dc.nr, sizeof(*dc.order), stored_cmp);
-	pthread_mutex_init(&dc.lock, NULL);
-	/* Without a second thread (limits), one does it all. */
+	for (i = 0; i < h->nr_regions; i++)
+		for (j = 0; j < regs[i].nr_runs; j++) {
+			const struct ckpt_run *run = &runs[regs[i].first_run + j];
+
+			for (done = 0; done < run->len; done += CKPT_HASH_PIECE) {
+				pieces[dc.nr].offset = run->data_offset + done;
+				pieces[dc.nr].len = run->len - done < CKPT_HASH_PIECE ?
+							    run->len - done :
+							    CKPT_HASH_PIECE;
+				dc.nr++;
+			}
+		}
+	dc.pieces = pieces;
+	/* Without a second thread (limits), this one does it all. */
 	have_helper = pthread_create(&helper, NULL, data_check_worker, &dc) == 0;
 	data_check_worker(&dc);
 	if (have_helper)
 		pthread_join(helper, NULL);
-	free(dc.order);
-	if (!dc.failed)
-		ckpt_check_ghost_data(img, &dc.verdict);
-	if (dc.failed || dc.verdict.status)
-		ckpt_die(dc.verdict.status, "%s: %s", path, dc.verdict.msg);
+	for (i = 0; i < h->nr_regions && !v.status; i++) {
+		ckpt_check_region_digests(img, i, dc.digests + first, &v);
+		first += ckpt_region_pieces(img, i);
+	}
+	free(pieces);
+	free(dc.digests);
+	if (!v.status)
+		ckpt_check_ghost_data(img, &v);
+	if (v.status)
+		ckpt_die(v.status, "%s: %s", path, v.msg);
 }
 
 /*
@@ -430,6 +433,13 @@ static void check_data(const unsigned char *img, const char *path)
  * the longest runs first.
  */
 #define MAP_MIN_RUN (64UL << 10)
+
+static int len_cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x > y ? -1 : x < y;
+}
 
 static uint64_t map_threshold(const unsigned char *img)
 {

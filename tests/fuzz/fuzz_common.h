@@ -146,6 +146,19 @@ static inline const char *fz_contract(int ret, const struct ckpt_verdict *v,
 	return NULL;
 }
 
+/* Feed one run's bytes to a region checksum: 1 MiB pieces (ckpt_image.h). */
+static inline void fz_hash_run(struct ckpt_xxh64_seq *xs,
+			       const unsigned char *p, uint64_t len)
+{
+	uint64_t done;
+
+	for (done = 0; done < len; done += CKPT_HASH_PIECE)
+		ckpt_xxh64_seq_add(xs, ckpt_xxh64(p + done,
+						  len - done < CKPT_HASH_PIECE ?
+							  len - done :
+							  CKPT_HASH_PIECE));
+}
+
 /*
  * Recompute the region checksums (where the region's runs and their data
  * are in bounds), the tables checksum and the header checksum, and set
@@ -166,13 +179,13 @@ static inline void fz_fix_checksums(unsigned char *buf, size_t len)
 		for (i = 0; i < h.nr_regions; i++) {
 			unsigned char *rp = buf + h.regions_offset + i * FZ_REG;
 			struct ckpt_region r;
-			struct ckpt_xxh64 xs;
+			struct ckpt_xxh64_seq xs;
 
 			memcpy(&r, rp, FZ_REG);
 			if (r.first_run > h.nr_runs ||
 			    r.nr_runs > h.nr_runs - r.first_run)
 				continue;
-			ckpt_xxh64_init(&xs);
+			ckpt_xxh64_seq_init(&xs);
 			for (j = 0; j < r.nr_runs; j++) {
 				struct ckpt_run run;
 
@@ -183,12 +196,11 @@ static inline void fz_fix_checksums(unsigned char *buf, size_t len)
 				    !fz_fits(run.data_offset, 1, run.len, len))
 					break;
 				steps -= run.len / 32 + 1;
-				ckpt_xxh64_stripes(&xs, buf + run.data_offset,
-						   run.len);
+				fz_hash_run(&xs, buf + run.data_offset, run.len);
 			}
 			if (j < r.nr_runs)
 				continue;
-			r.checksum = ckpt_xxh64_final(&xs, "", 0);
+			r.checksum = ckpt_xxh64_seq_final(&xs);
 			memcpy(rp, &r, FZ_REG);
 		}
 	}
@@ -341,20 +353,20 @@ static inline unsigned char *fz_build(struct fz_image *im, size_t *len)
 	off = h->data_offset;
 	for (i = 0; i < h->nr_regions; i++) {
 		struct ckpt_region *r = &im->regs[i];
-		struct ckpt_xxh64 xs;
+		struct ckpt_xxh64_seq xs;
 
-		ckpt_xxh64_init(&xs);
+		ckpt_xxh64_seq_init(&xs);
 		r->stored_bytes = 0;
 		for (j = r->first_run; j < r->first_run + r->nr_runs; j++) {
 			struct ckpt_run *run = &im->runs[j];
 
 			run->data_offset = off;
 			memcpy(buf + off, im->run_data[j], run->len);
-			ckpt_xxh64_stripes(&xs, buf + off, run->len);
+			fz_hash_run(&xs, buf + off, run->len);
 			off += run->len;
 			r->stored_bytes += run->len;
 		}
-		r->checksum = ckpt_xxh64_final(&xs, "", 0);
+		r->checksum = ckpt_xxh64_seq_final(&xs);
 	}
 #if FZ_HAVE_FDS
 	for (i = 0; i < h->nr_fds; i++) {
