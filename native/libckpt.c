@@ -575,6 +575,9 @@ struct dump {
 	size_t maps_len, maps_cap;
 	struct ckpt_region *regions;
 	size_t nr_regions, regions_cap;
+	/* Per region, smaps' Anonymous bytes when the region is a whole
+	 * mapping (0 when it is part of one): all of it means one run. */
+	uint64_t *anon_bytes;
 	char *strings;
 	size_t strings_len;
 	struct ckpt_run *runs;
@@ -613,6 +616,8 @@ static void dump_free(struct dump *d)
 		own_unmap(d->maps, d->maps_cap);
 	if (d->regions)
 		munmap(d->regions, d->regions_cap * sizeof(*d->regions));
+	if (d->anon_bytes)
+		munmap(d->anon_bytes, d->regions_cap * sizeof(*d->anon_bytes));
 	if (d->runs)
 		munmap(d->runs, d->runs_cap * sizeof(*d->runs));
 	if (d->scan)
@@ -780,12 +785,14 @@ static int parse_maps(struct dump *d)
 	const char *p = d->maps, *end = d->maps + d->maps_len;
 	uint64_t self = (uint64_t)(uintptr_t)&ckpt_image_done;
 	size_t lines = 0, i, line_first = 0;
+	uint64_t line_len = 0; /* of the mapping whose lines follow */
 
 	for (i = 0; i < d->maps_len; i++)
 		lines += (i == 0 || d->maps[i - 1] == '\n') && is_hex(d->maps[i]);
 	d->regions_cap = 3 * lines + 2; /* a line may split around our buffers */
 	d->regions = scratch_map(d->regions_cap * sizeof(*d->regions));
-	if (!d->regions)
+	d->anon_bytes = scratch_map(d->regions_cap * sizeof(*d->anon_bytes));
+	if (!d->regions || !d->anon_bytes)
 		return -ENOMEM;
 
 	while (p < end) {
@@ -798,7 +805,19 @@ static int parse_maps(struct dump *d)
 		if (!eol)
 			eol = end;
 		if (!is_hex(*p)) {
-			if (!strncmp(p, "VmFlags:", 8)) {
+			if (!strncmp(p, "Anonymous:", 10) &&
+			    d->nr_regions == line_first + 1 &&
+			    d->regions[line_first].end -
+					    d->regions[line_first].start ==
+				    line_len) {
+				uint64_t kib = 0;
+				const char *q = p + 10;
+
+				while (*q == ' ')
+					q++;
+				parse_dec(q, &kib);
+				d->anon_bytes[line_first] = kib << 10;
+			} else if (!strncmp(p, "VmFlags:", 8)) {
 				uint32_t vm = parse_vmflags(p + 8, eol);
 
 				for (i = line_first; i < d->nr_regions; i++) {
@@ -826,6 +845,7 @@ static int parse_maps(struct dump *d)
 		name_len = (size_t)(eol - name);
 		p = eol + 1;
 		line_first = d->nr_regions;
+		line_len = stop - start;
 
 		r.start = start;
 		r.end = stop;
@@ -921,9 +941,12 @@ static int scan_region(struct dump *d, struct ckpt_region *r)
 		 * as file pages; store whatever is present. */
 		memset(&arg, 0, sizeof(arg));
 		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-	} else if (r->kind == CKPT_KIND_ANON && r->file_offset == 0 &&
-		   r->name_len && d->strings[r->name_offset] == '/') {
-		/* A deleted or replaced file: every page, read through. */
+	} else if ((r->kind == CKPT_KIND_ANON && r->file_offset == 0 &&
+		    r->name_len && d->strings[r->name_offset] == '/') ||
+		   d->anon_bytes[r - d->regions] == r->end - r->start) {
+		/* A deleted or replaced file: every page, read through. Or
+		 * every page is the program's own (smaps: Anonymous is the
+		 * whole mapping): one run, and no page walk for it. */
 		int err = add_run(d, r, r->start, r->end);
 
 		r->nr_runs = d->nr_runs - r->first_run;
