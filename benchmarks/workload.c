@@ -27,6 +27,10 @@
  *   "rewrote NS"        on SIGHUP: the time it took to write every touched
  *                       byte once more (after a restart that mapped the
  *                       image, this is where the copy-on-write faults go)
+ *   "dumped NS"         on SIGURG: the time it took to write() its touched
+ *                       memory, 1 MiB per call, into a new file at
+ *                       $WORKLOAD_DUMP (open to close): the floor for a
+ *                       checkpoint, which must read the same memory
  *
  * A gap is the time between the tops of two iterations, printing included:
  * a checkpoint lands somewhere in the loop, maybe inside a write(2), and
@@ -34,6 +38,7 @@
  * (SIGUSR2 by default); SIGUSR1 is ours.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,7 +58,7 @@ static struct {
 static int nr_gaps;
 static char report[64 + MAX_RECORD * 42];
 
-static volatile sig_atomic_t report_requested, rewrite_requested;
+static volatile sig_atomic_t report_requested, rewrite_requested, dump_requested;
 
 static void on_usr1(int sig)
 {
@@ -65,6 +70,33 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	rewrite_requested = 1;
+}
+
+static void on_urg(int sig)
+{
+	(void)sig;
+	dump_requested = 1;
+}
+
+/* Write n bytes of mem to a new file at path; -1 on any failure. */
+static int dump(const char *path, const char *mem, size_t n)
+{
+	int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
+	size_t off = 0;
+
+	if (fd < 0)
+		return -1;
+	while (off < n) {
+		size_t len = n - off < (1UL << 20) ? n - off : (1UL << 20);
+		ssize_t k = write(fd, mem + off, len);
+
+		if (k <= 0) {
+			close(fd);
+			return -1;
+		}
+		off += (size_t)k;
+	}
+	return close(fd);
 }
 
 static int64_t now_ns(void)
@@ -177,6 +209,9 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_hup;
 	if (sigaction(SIGHUP, &sa, NULL) < 0)
 		return 5;
+	sa.sa_handler = on_urg;
+	if (sigaction(SIGURG, &sa, NULL) < 0)
+		return 5;
 
 	/* prev before "ready": a checkpoint inside that write counts too. */
 	prev = now_ns();
@@ -214,6 +249,16 @@ int main(int argc, char **argv)
 				memset(mem, 0x5a, touch_len);
 			say("rewrote", now_ns() - t0);
 			prev = now_ns(); /* not a gap the checkpoint made */
+		}
+		if (dump_requested) {
+			int64_t t0 = now_ns();
+
+			dump_requested = 0;
+			if (dump(getenv("WORKLOAD_DUMP"), mem, touch_len) < 0)
+				say("dumped", -1);
+			else
+				say("dumped", now_ns() - t0);
+			prev = now_ns();
 		}
 	}
 	/* not reached; keeps mem alive for the compiler */
