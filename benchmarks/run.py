@@ -399,6 +399,16 @@ class Bench:
         text, _ = lines.next(time.monotonic() + DEADLINE, "rewrote ")
         return int(text.split()[1]) / 1e9
 
+    def bare_fork(self, pid: int, lines: Lines) -> float:
+        """Have the program time a bare fork() of itself: the page tables a
+        forked checkpoint copies, and nothing else."""
+        os.kill(pid, signal.SIGALRM)
+        text, _ = lines.next(time.monotonic() + DEADLINE, "forked ")
+        ns = int(text.split()[1])
+        if ns < 0:
+            raise BenchError("the workload could not fork")
+        return ns / 1e9
+
     def dump(self, pid: int, lines: Lines) -> float:
         """Have the program write() its touched memory into a file, as a
         plain program would: the same bytes from the same memory as its
@@ -509,6 +519,7 @@ class Bench:
         # -- forked checkpoint
         p, lines = self.start(w, image, fork=True)
         try:
+            out["bare_fork_s"] = self.bare_fork(p.pid, lines)
             before = _children()
             warm_up(self.dir, self.expected_size(w))
 
@@ -555,6 +566,7 @@ def derive(reps: list[dict]) -> dict:
     series["deferred_s"] = [r["rewrite_after_restart_s"] - r["rewrite_s"] for r in reps]
     series["deferred_copy_s"] = [r["rewrite_after_restart_copy_s"] - r["rewrite_s"] for r in reps]
     series["fork_over_sync_pause"] = [r["pause_fork_s"] / r["pause_sync_s"] for r in reps]
+    series["fork_pause_over_bare_fork"] = [r["pause_fork_s"] / r["bare_fork_s"] for r in reps]
     series["verify_gibps"] = [r["verify_bytes"] / GIB / r["verify_compare_s"] for r in reps]
     series["verify_wall_gibps"] = [r["verify_bytes"] / GIB / r["verify_s"] for r in reps]
     return {k: summary(v) for k, v in series.items()}
@@ -696,7 +708,8 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
     L += md_table(header, rows)
     L += [
         "",
-        "The program's pause (the gap in its own CLOCK_MONOTONIC loop that the signal fell into), restart"
+        "The program's pause (the gap in its own CLOCK_MONOTONIC loop that the signal fell into), a bare"
+        " fork() of the program timed by itself (the page tables a forked checkpoint copies), restart"
         " (from spawning myrestart to the program's first line) against cat IMAGE > /dev/null, and"
         " `extckpt verify` of the original process, stopped (wall time of the command, and the compare"
         " time it reports):",
@@ -711,6 +724,8 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
                 fmt_t(s["pause_sync_s"]),
                 fmt_t(s["pause_fork_s"]),
                 fmt_r(s["fork_over_sync_pause"], 3),
+                fmt_t(s["bare_fork_s"]),
+                fmt_r(s["fork_pause_over_bare_fork"]),
                 fmt_t(s["restart_s"]),
                 fmt_t(s["cat_s"]),
                 fmt_r(s["restart_over_cat20"]),
@@ -719,7 +734,8 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
                 fmt_r(s["verify_gibps"]) if s["verify_bytes"]["median"] >= 16 * MIB else "–",
             ]
         )
-    header = ["workload", "pause sync", "pause forked", "forked/sync", "restart", "cat image"]
+    header = ["workload", "pause sync", "pause forked", "forked/sync", "bare fork()", "forked/fork()"]
+    header += ["restart", "cat image"]
     header += ["restart/(cat+20 ms)", "verify (wall)", "verify compare", "compare GiB/s"]
     L += md_table(header, rows)
     L += [

@@ -27,6 +27,10 @@
  *   "rewrote NS"        on SIGHUP: the time it took to write every touched
  *                       byte once more (after a restart that mapped the
  *                       image, this is where the copy-on-write faults go)
+ *   "forked NS"         on SIGALRM: the time a bare fork() of this process
+ *                       took (the child exits at once): the floor for the
+ *                       pause of a forked checkpoint, which forks the same
+ *                       page tables
  *   "dumped NS"         on SIGURG: the time it took to write() its touched
  *                       memory, 1 MiB per call, into a new file at
  *                       $WORKLOAD_DUMP (open to close): the floor for a
@@ -44,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +64,7 @@ static int nr_gaps;
 static char report[64 + MAX_RECORD * 42];
 
 static volatile sig_atomic_t report_requested, rewrite_requested, dump_requested;
+static volatile sig_atomic_t fork_requested;
 
 static void on_usr1(int sig)
 {
@@ -76,6 +82,12 @@ static void on_urg(int sig)
 {
 	(void)sig;
 	dump_requested = 1;
+}
+
+static void on_alrm(int sig)
+{
+	(void)sig;
+	fork_requested = 1;
 }
 
 /* Write n bytes of mem to a new file at path; -1 on any failure. */
@@ -212,6 +224,9 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_urg;
 	if (sigaction(SIGURG, &sa, NULL) < 0)
 		return 5;
+	sa.sa_handler = on_alrm;
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		return 5;
 
 	/* prev before "ready": a checkpoint inside that write counts too. */
 	prev = now_ns();
@@ -249,6 +264,21 @@ int main(int argc, char **argv)
 				memset(mem, 0x5a, touch_len);
 			say("rewrote", now_ns() - t0);
 			prev = now_ns(); /* not a gap the checkpoint made */
+		}
+		if (fork_requested) {
+			int64_t t0 = now_ns(), t1;
+			pid_t child;
+
+			fork_requested = 0;
+			child = fork();
+			if (child == 0)
+				_exit(0);
+			t1 = now_ns();
+			if (child < 0 || waitpid(child, NULL, 0) != child)
+				say("forked", -1);
+			else
+				say("forked", t1 - t0);
+			prev = now_ns();
 		}
 		if (dump_requested) {
 			int64_t t0 = now_ns();
