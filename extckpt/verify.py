@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Compare an image with the live memory of a process.
 
-Stored runs are read from /proc/PID/mem in 16 MiB chunks into one reused
-buffer and compared with the image's mapped bytes in one memcmp each
-(``bytearray == memoryview``); only a chunk that differs is walked page by
-page. Pages the image does not hold are checked through PAGEMAP_SCAN: any
+Stored runs are read from /proc/PID/mem in 16 MiB chunks, each worker
+thread into a buffer of its own that it reuses, and compared with the
+image's mapped bytes by libc's memcmp called through cffi, which releases
+the GIL: the two workers read and compare on both cores at once. Only a
+chunk that differs is walked page by page. Pages the image does not hold are checked through PAGEMAP_SCAN: any
 page that libckpt *would* store now (present or swapped, not a page-cache
 page of the file, not the zero page) but that the image lacks must read as
 zeros (anonymous memory) or equal the file (private file mappings). A huge
@@ -19,12 +20,16 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import cffi
 
 from . import _pagemap, _proc
 from ._layout import PAGE, USER_TOP, C
@@ -34,6 +39,26 @@ from .image import Image, Region
 
 CHUNK = 16 << 20
 WORKERS = 2
+
+# libc's memcmp and process_vm_readv: cffi drops the GIL around each call.
+_ffi = cffi.FFI()
+_ffi.cdef(
+    """
+    int memcmp(const void *a, const void *b, size_t n);
+    struct iovec { void *iov_base; size_t iov_len; };
+    ssize_t process_vm_readv(int pid, const struct iovec *local, unsigned long nlocal,
+                             const struct iovec *remote, unsigned long nremote, unsigned long flags);
+    """
+)
+_libc = _ffi.dlopen(None)
+
+
+def _same(a, b) -> bool:
+    """a == b for two buffers of one length, without holding the GIL."""
+    n = len(a)
+    return n == len(b) and _libc.memcmp(_ffi.from_buffer(a), _ffi.from_buffer(b), n) == 0
+
+
 MAX_OFFSETS = 5
 HOLD_WAIT = 10.0
 
@@ -198,14 +223,28 @@ def _subtract(ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> li
     return out
 
 
-def _read_into(fd: int, buf: bytearray, addr: int) -> bytearray:
-    """Fill buf from the target's memory at addr (/proc/PID/mem); an
-    unreadable or unmapped tail is zeroed, so it compares as absent."""
+def _vm_read(pid: int, buf: bytearray | memoryview, addr: int) -> int:
+    """Bytes of buf filled from pid's memory at addr with process_vm_readv
+    (one copy, no page-by-page walk as /proc/PID/mem does); it stops at
+    the first page it cannot read, such as a PROT_NONE one. 0 if refused."""
     n = len(buf)
-    try:
-        got = os.preadv(fd, [buf], addr)
-    except OSError:
-        got = 0
+    local = _ffi.new("struct iovec *", {"iov_base": _ffi.from_buffer(buf), "iov_len": n})
+    remote = _ffi.new("struct iovec *", {"iov_base": _ffi.cast("void *", addr), "iov_len": n})
+    got = _libc.process_vm_readv(pid, local, 1, remote, 1, 0)
+    return max(got, 0)
+
+
+def _read_into(fd: int, buf: bytearray | memoryview, addr: int, pid: int = 0) -> bytearray | memoryview:
+    """Fill buf from the target's memory at addr: with process_vm_readv when
+    pid is given, the rest through /proc/PID/mem (fd), which also reads
+    pages without PROT_READ. An unreadable or unmapped tail is zeroed, so
+    it compares as absent."""
+    n = len(buf)
+    got = _vm_read(pid, buf, addr) if pid else 0
+    if got < n:
+        view = memoryview(buf)[got:]
+        with contextlib.suppress(OSError):
+            got += os.preadv(fd, [view], addr + got)
     if got < n:
         buf[got:n] = bytes(n - got)
     return buf
@@ -229,6 +268,7 @@ class _Comparer:
         self.buf = bytearray(CHUNK)
         self.rsp = img.header.rsp
         self.compared = 0
+        self.local = threading.local()  # each worker's reused chunk buffer
 
     def expected_page(self, r: Region, addr: int) -> str | None:
         if r.is_ckptlib and r.prot & 2:
@@ -262,11 +302,15 @@ class _Comparer:
                 v._differ(a - r.start)
 
     def _read_compare(self, fd: int, addr: int, want: memoryview) -> bytearray | None:
-        """Read len(want) bytes at addr and compare: None if equal, else the
-        live bytes. Runs in worker threads: preadv releases the GIL, so two
-        readers keep both cores busy copying out of the target."""
-        buf = _read_into(fd, bytearray(len(want)), addr)
-        return None if buf == want else buf
+        """Read len(want) bytes at addr and compare: None if equal, else a
+        copy of the live bytes. Runs in worker threads: preadv and memcmp
+        release the GIL, so two workers keep both cores busy."""
+        buf = getattr(self.local, "buf", None)
+        if buf is None:
+            buf = self.local.buf = bytearray(CHUNK)
+        live = memoryview(buf)[: len(want)]
+        _read_into(fd, live, addr, self.pid)
+        return None if _same(live, want) else bytearray(live)
 
     def compare_runs(self, fd: int, regions: list[tuple[Region, RegionVerdict]]) -> None:
         chunks = []

@@ -435,6 +435,21 @@ def test_verify_missing_image_and_pid(bins, tmp_path: Path) -> None:
     assert r.returncode == 2 and "no process" in r.stderr
 
 
+@pytest.mark.usefixtures("built")
+def test_verify_reads_pages_without_prot_read(tmp_path: Path) -> None:
+    """The prot target keeps data in a PROT_NONE page: process_vm_readv
+    cannot read it, verify must (through /proc/PID/mem) and find it equal."""
+    from support import target_path
+
+    with started([str(target_path("prot"))], image=tmp_path / "p.ckpt") as p:
+        res = extckpt.attach(p.pid, verify=True)
+        v = res.verify
+        assert v is not None
+        unreadable = [r for r in v.regions if r.perms.startswith("---") and r.compared_bytes]
+        assert unreadable, [(r.perms, r.compared_bytes) for r in v.regions]
+        assert all(r.status == "match" for r in unreadable), unreadable
+
+
 @pytest.mark.slow
 def test_verify_speed_1gib(bins, tmp_path: Path) -> None:
     """1 GiB stored, compared while held, in well under a second."""
