@@ -1386,9 +1386,14 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 {
 	struct ckpt_xxh64_seq xs; /* of the pieces' XXH64s */
 	uint64_t i, here = (uint64_t)(uintptr_t)&xs;
-	/* The region holding our own stack changes under us as we call
-	 * write(): snapshot each chunk, so that what is hashed is written. */
-	int bounce = here >= r->start && here < r->end;
+	uint64_t rseq = d->hdr.rseq.addr;
+	/* Memory that changes under us while we hash and write it: the region
+	 * of our own stack (our calls), and the one holding the rseq area,
+	 * where the kernel writes the cpu number whenever this thread moves
+	 * to the other core. Snapshot each chunk of those, so that what is
+	 * hashed is what is written. */
+	int bounce = (here >= r->start && here < r->end) ||
+		     (rseq >= r->start && rseq < r->end);
 	int err = 0;
 
 	ckpt_xxh64_seq_init(&xs);
