@@ -1386,14 +1386,13 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 {
 	struct ckpt_xxh64_seq xs; /* of the pieces' XXH64s */
 	uint64_t i, here = (uint64_t)(uintptr_t)&xs;
-	uint64_t rseq = d->hdr.rseq.addr;
+	uint64_t rseq = d->hdr.rseq.addr, rseq_end = rseq + d->hdr.rseq.len;
 	/* Memory that changes under us while we hash and write it: the region
-	 * of our own stack (our calls), and the one holding the rseq area,
-	 * where the kernel writes the cpu number whenever this thread moves
-	 * to the other core. Snapshot each chunk of those, so that what is
-	 * hashed is what is written. */
-	int bounce = (here >= r->start && here < r->end) ||
-		     (rseq >= r->start && rseq < r->end);
+	 * of our own stack (our calls), and the rseq area, where the kernel
+	 * writes the cpu number whenever this thread moves to the other core.
+	 * Snapshot each chunk of the one and the chunk holding the other, so
+	 * that what is hashed is what is written. */
+	int own_stack = here >= r->start && here < r->end;
 	int err = 0;
 
 	ckpt_xxh64_seq_init(&xs);
@@ -1412,8 +1411,9 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 					   run->len - done : WRITE_CHUNK;
 
 			const char *src = p + done;
+			uint64_t at = run->start + done;
 
-			if (bounce) {
+			if (own_stack || (rseq && rseq < at + n && rseq_end > at)) {
 				memcpy(d->bounce, src, n);
 				src = d->bounce;
 			}
