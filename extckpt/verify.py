@@ -306,8 +306,9 @@ class _Comparer:
         copy of the live bytes. Runs in worker threads: preadv and memcmp
         release the GIL, so two workers keep both cores busy."""
         buf = getattr(self.local, "buf", None)
-        if buf is None:
-            buf = self.local.buf = bytearray(CHUNK)
+        if buf is None or len(buf) < len(want):
+            # Grown as needed: a small image never pays for 16 MiB of zeros.
+            buf = self.local.buf = bytearray(len(want))
         live = memoryview(buf)[: len(want)]
         _read_into(fd, live, addr, self.pid)
         return None if _same(live, want) else bytearray(live)
