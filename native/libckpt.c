@@ -50,8 +50,8 @@
 
 #define CKPT_EXPORT __attribute__((visibility("default")))
 #define PAGE_SZ ((uint64_t)CKPT_PAGE_SIZE)
-/* Hash and write in chunks that stay in L2: the write's copy reads cached data. */
-/* Pieces of a run written and hashed at once: the format's hash pieces. */
+/* Hash and write in chunks that stay in L2 (the write's copy reads cached
+ * data); one chunk is one of the format's hash pieces. */
 #define WRITE_CHUNK CKPT_HASH_PIECE
 #define RSEQ_SIG_X86 0x53053053
 /* Stack of the go-between process of forked checkpointing. */
