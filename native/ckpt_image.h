@@ -272,6 +272,13 @@ struct ckpt_signal { /* one signal pending at the checkpoint */
 
 #define CKPT_MAGIC "EXTCKPT"
 
+/* Length of the hash piece of a run that starts done bytes into it. */
+static inline uint64_t ckpt_piece_len(uint64_t run_len, uint64_t done)
+{
+	return run_len - done < CKPT_HASH_PIECE ? run_len - done :
+						  CKPT_HASH_PIECE;
+}
+
 _Static_assert(sizeof(struct ckpt_sigaction) == 32, "ckpt_sigaction size");
 _Static_assert(sizeof(struct ckpt_rseq) == 16, "ckpt_rseq size");
 _Static_assert(sizeof(struct ckpt_mm) == 12 * 8 + CKPT_AUXV_WORDS * 8,

@@ -398,15 +398,10 @@ int ckpt_check_region_data(const void *image, uint64_t i,
 	for (j = 0; j < r->nr_runs; j++) {
 		const struct ckpt_run *run = &runs[r->first_run + j];
 
-		for (done = 0; done < run->len; done += CKPT_HASH_PIECE) {
-			uint64_t n = run->len - done < CKPT_HASH_PIECE ?
-					     run->len - done :
-					     CKPT_HASH_PIECE;
-
-			ckpt_xxh64_seq_add(&xs, ckpt_xxh64(img + run->data_offset +
-								   done,
-							   n));
-		}
+		for (done = 0; done < run->len; done += CKPT_HASH_PIECE)
+			ckpt_xxh64_seq_add(
+				&xs, ckpt_xxh64(img + run->data_offset + done,
+						ckpt_piece_len(run->len, done)));
 	}
 	if (ckpt_xxh64_seq_final(&xs) == r->checksum)
 		return 0;

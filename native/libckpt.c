@@ -1407,9 +1407,7 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 
 		run->data_offset = *offset;
 		for (done = 0; done < run->len && !err; done += WRITE_CHUNK) {
-			size_t n = run->len - done < WRITE_CHUNK ?
-					   run->len - done : WRITE_CHUNK;
-
+			size_t n = ckpt_piece_len(run->len, done);
 			const char *src = p + done;
 			uint64_t at = run->start + done;
 

@@ -402,9 +402,7 @@ static void check_data(const unsigned char *img, const char *path)
 
 			for (done = 0; done < run->len; done += CKPT_HASH_PIECE) {
 				pieces[dc.nr].offset = run->data_offset + done;
-				pieces[dc.nr].len = run->len - done < CKPT_HASH_PIECE ?
-							    run->len - done :
-							    CKPT_HASH_PIECE;
+				pieces[dc.nr].len = ckpt_piece_len(run->len, done);
 				dc.nr++;
 			}
 		}

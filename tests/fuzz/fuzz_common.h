@@ -154,9 +154,7 @@ static inline void fz_hash_run(struct ckpt_xxh64_seq *xs,
 
 	for (done = 0; done < len; done += CKPT_HASH_PIECE)
 		ckpt_xxh64_seq_add(xs, ckpt_xxh64(p + done,
-						  len - done < CKPT_HASH_PIECE ?
-							  len - done :
-							  CKPT_HASH_PIECE));
+						  ckpt_piece_len(len, done)));
 }
 
 /*
