@@ -63,31 +63,12 @@ static struct {
 static int nr_gaps;
 static char report[64 + MAX_RECORD * 42];
 
-static volatile sig_atomic_t report_requested, rewrite_requested, dump_requested;
-static volatile sig_atomic_t fork_requested;
+/* requested[SIG]: the harness sent SIG (SIGUSR1, SIGHUP, SIGURG, SIGALRM). */
+static volatile sig_atomic_t requested[NSIG];
 
-static void on_usr1(int sig)
+static void on_request(int sig)
 {
-	(void)sig;
-	report_requested = 1;
-}
-
-static void on_hup(int sig)
-{
-	(void)sig;
-	rewrite_requested = 1;
-}
-
-static void on_urg(int sig)
-{
-	(void)sig;
-	dump_requested = 1;
-}
-
-static void on_alrm(int sig)
-{
-	(void)sig;
-	fork_requested = 1;
+	requested[sig] = 1;
 }
 
 /* Write n bytes of mem to a new file at path; -1 on any failure. */
@@ -213,19 +194,11 @@ int main(int argc, char **argv)
 	}
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
+	sa.sa_handler = on_request;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL) < 0)
-		return 5;
-	sa.sa_handler = on_hup;
-	if (sigaction(SIGHUP, &sa, NULL) < 0)
-		return 5;
-	sa.sa_handler = on_urg;
-	if (sigaction(SIGURG, &sa, NULL) < 0)
-		return 5;
-	sa.sa_handler = on_alrm;
-	if (sigaction(SIGALRM, &sa, NULL) < 0)
+	if (sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGHUP, &sa, NULL) < 0 ||
+	    sigaction(SIGURG, &sa, NULL) < 0 || sigaction(SIGALRM, &sa, NULL) < 0)
 		return 5;
 
 	/* prev before "ready": a checkpoint inside that write counts too. */
@@ -235,7 +208,7 @@ int main(int argc, char **argv)
 		/* The request is read before the clock: the gap that ends at
 		 * this t then contains every signal handled before the read,
 		 * the checkpoint's included, and is in the report. */
-		int report = report_requested;
+		int report = requested[SIGUSR1];
 
 		__asm__ volatile("" ::: "memory");
 		t = now_ns();
@@ -251,25 +224,25 @@ int main(int argc, char **argv)
 		if (gap > GAP_REPORT_NS)
 			say("gap", gap);
 		if (report) {
-			report_requested = 0;
+			requested[SIGUSR1] = 0;
 			say_gaps(max_gap);
 			max_gap = 0;
 			nr_gaps = 0;
 		}
-		if (rewrite_requested) {
+		if (requested[SIGHUP]) {
 			int64_t t0 = now_ns();
 
-			rewrite_requested = 0;
+			requested[SIGHUP] = 0;
 			if (touch_len)
 				memset(mem, 0x5a, touch_len);
 			say("rewrote", now_ns() - t0);
 			prev = now_ns(); /* not a gap the checkpoint made */
 		}
-		if (fork_requested) {
+		if (requested[SIGALRM]) {
 			int64_t t0 = now_ns(), t1;
 			pid_t child;
 
-			fork_requested = 0;
+			requested[SIGALRM] = 0;
 			child = fork();
 			if (child == 0)
 				_exit(0);
@@ -280,10 +253,10 @@ int main(int argc, char **argv)
 				say("forked", t1 - t0);
 			prev = now_ns();
 		}
-		if (dump_requested) {
+		if (requested[SIGURG]) {
 			int64_t t0 = now_ns();
 
-			dump_requested = 0;
+			requested[SIGURG] = 0;
 			if (dump(getenv("WORKLOAD_DUMP"), mem, touch_len) < 0)
 				say("dumped", -1);
 			else
