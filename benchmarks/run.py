@@ -669,6 +669,58 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _touched(fmt):
+    """A column that means nothing for a workload that touched nothing."""
+    return lambda w, s: fmt(w, s) if w["touched"] else "–"
+
+
+# (header, cell of one workload given its workload dict and its stats)
+CHECKPOINT_COLUMNS = [
+    ("touched", lambda w, s: f"{fmt_b(w['touched'])} of {fmt_b(w['map_mib'] * MIB)}"),
+    ("image", lambda w, s: fmt_b(s["image_bytes"]["median"])),
+    ("image/touched", _touched(lambda w, s: f"{s['image_bytes']['median'] / w['touched']:.3f}")),
+    ("checkpoint", lambda w, s: fmt_t(s["ckpt_s"])),
+    ("dd", lambda w, s: fmt_t(s["dd_s"])),
+    ("ckpt/dd", lambda w, s: fmt_r(s["ckpt_over_dd"])),
+    ("write() of its memory", _touched(lambda w, s: fmt_t(s["write_mem_s"]))),
+    ("ckpt/write()", _touched(lambda w, s: fmt_r(s["ckpt_over_write_mem"]))),
+    ("dd fdatasync", lambda w, s: fmt_t(s["dd_fsync_s"])),
+    ("ckpt/dd fdatasync", lambda w, s: fmt_r(s["ckpt_over_dd_fsync"])),
+    ("forked: image appears", lambda w, s: fmt_t(s["ckpt_fork_s"])),
+]
+PAUSE_RESTART_VERIFY_COLUMNS = [
+    ("pause sync", lambda w, s: fmt_t(s["pause_sync_s"])),
+    ("pause forked", lambda w, s: fmt_t(s["pause_fork_s"])),
+    ("forked/sync", lambda w, s: fmt_r(s["fork_over_sync_pause"], 3)),
+    ("bare fork()", lambda w, s: fmt_t(s["bare_fork_s"])),
+    ("forked/fork()", lambda w, s: fmt_r(s["fork_pause_over_bare_fork"])),
+    ("restart", lambda w, s: fmt_t(s["restart_s"])),
+    ("cat image", lambda w, s: fmt_t(s["cat_s"])),
+    ("restart/(cat+20 ms)", lambda w, s: fmt_r(s["restart_over_cat20"])),
+    ("verify (wall)", lambda w, s: fmt_t(s["verify_s"])),
+    ("verify compare", lambda w, s: fmt_t(s["verify_compare_s"])),
+    (
+        "compare GiB/s",
+        lambda w, s: fmt_r(s["verify_gibps"]) if s["verify_bytes"]["median"] >= 16 * MIB else "–",
+    ),
+]
+RESTART_COLUMNS = [
+    ("restart (mapped)", lambda w, s: fmt_t(s["restart_s"])),
+    ("/(cat+20 ms)", lambda w, s: fmt_r(s["restart_over_cat20"])),
+    ("restart --copy", lambda w, s: fmt_t(s["restart_copy_s"])),
+    ("/(cat+20 ms)", lambda w, s: fmt_r(s["restart_copy_over_cat20"])),
+    ("rewrite, original", lambda w, s: fmt_t(s["rewrite_s"])),
+    ("rewrite after restart", lambda w, s: fmt_t(s["rewrite_after_restart_s"])),
+    ("rewrite after --copy", lambda w, s: fmt_t(s["rewrite_after_restart_copy_s"])),
+]
+
+
+def table(results: dict[str, dict], columns) -> list[str]:
+    """One row per workload, one column per (header, cell) of columns."""
+    rows = [[name, *(cell(r["workload"], r["stats"]) for _, cell in columns)] for name, r in results.items()]
+    return md_table(["workload", *(h for h, _ in columns)], rows)
+
+
 def markdown(meta: dict, results: dict[str, dict]) -> str:
     L = [
         f"Run {meta['date']} on {meta['host']} (git {meta['git']}): {meta['cpus']} CPUs, {meta['kernel']},"
@@ -683,29 +735,7 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
         " from the same memory, which dd does not read), and the forked checkpoint's image:",
         "",
     ]
-    rows = []
-    for name, r in results.items():
-        w, s = r["workload"], r["stats"]
-        rows.append(
-            [
-                name,
-                f"{fmt_b(w['touched'])} of {fmt_b(w['map_mib'] * MIB)}",
-                fmt_b(s["image_bytes"]["median"]),
-                f"{s['image_bytes']['median'] / w['touched']:.3f}" if w["touched"] else "–",
-                fmt_t(s["ckpt_s"]),
-                fmt_t(s["dd_s"]),
-                fmt_r(s["ckpt_over_dd"]),
-                fmt_t(s["write_mem_s"]) if w["touched"] else "–",
-                fmt_r(s["ckpt_over_write_mem"]) if w["touched"] else "–",
-                fmt_t(s["dd_fsync_s"]),
-                fmt_r(s["ckpt_over_dd_fsync"]),
-                fmt_t(s["ckpt_fork_s"]),
-            ]
-        )
-    header = ["workload", "touched", "image", "image/touched", "checkpoint", "dd", "ckpt/dd"]
-    header += ["write() of its memory", "ckpt/write()", "dd fdatasync", "ckpt/dd fdatasync"]
-    header += ["forked: image appears"]
-    L += md_table(header, rows)
+    L += table(results, CHECKPOINT_COLUMNS)
     L += [
         "",
         "The program's pause (the gap in its own CLOCK_MONOTONIC loop that the signal fell into), a bare"
@@ -715,29 +745,7 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
         " time it reports):",
         "",
     ]
-    rows = []
-    for name, r in results.items():
-        s = r["stats"]
-        rows.append(
-            [
-                name,
-                fmt_t(s["pause_sync_s"]),
-                fmt_t(s["pause_fork_s"]),
-                fmt_r(s["fork_over_sync_pause"], 3),
-                fmt_t(s["bare_fork_s"]),
-                fmt_r(s["fork_pause_over_bare_fork"]),
-                fmt_t(s["restart_s"]),
-                fmt_t(s["cat_s"]),
-                fmt_r(s["restart_over_cat20"]),
-                fmt_t(s["verify_s"]),
-                fmt_t(s["verify_compare_s"]),
-                fmt_r(s["verify_gibps"]) if s["verify_bytes"]["median"] >= 16 * MIB else "–",
-            ]
-        )
-    header = ["workload", "pause sync", "pause forked", "forked/sync", "bare fork()", "forked/fork()"]
-    header += ["restart", "cat image"]
-    header += ["restart/(cat+20 ms)", "verify (wall)", "verify compare", "compare GiB/s"]
-    L += md_table(header, rows)
+    L += table(results, PAUSE_RESTART_VERIFY_COLUMNS)
     L += [
         "",
         "Restart as it is (the image's longer runs mapped copy-on-write) against `myrestart --copy`"
@@ -746,24 +754,7 @@ def markdown(meta: dict, results: dict[str, dict]) -> str:
         " checkpoint (the program's own clock):",
         "",
     ]
-    rows = []
-    for name, r in results.items():
-        s = r["stats"]
-        rows.append(
-            [
-                name,
-                fmt_t(s["restart_s"]),
-                fmt_r(s["restart_over_cat20"]),
-                fmt_t(s["restart_copy_s"]),
-                fmt_r(s["restart_copy_over_cat20"]),
-                fmt_t(s["rewrite_s"]),
-                fmt_t(s["rewrite_after_restart_s"]),
-                fmt_t(s["rewrite_after_restart_copy_s"]),
-            ]
-        )
-    header = ["workload", "restart (mapped)", "/(cat+20 ms)", "restart --copy", "/(cat+20 ms)"]
-    header += ["rewrite, original", "rewrite after restart", "rewrite after --copy"]
-    L += md_table(header, rows)
+    L += table(results, RESTART_COLUMNS)
     L += ["", "Targets:", ""]
     L += md_table(["target", "measured (median)", "verdict"], [list(t) for t in targets(results)])
     L.append("")
