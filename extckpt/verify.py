@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Compare an image with the live memory of a process.
 
-Stored runs are read from /proc/PID/mem in 16 MiB chunks, each worker
+Stored runs are read in 16 MiB chunks with process_vm_readv (what it
+cannot read, pages without PROT_READ, through /proc/PID/mem), each worker
 thread into a buffer of its own that it reuses, and compared with the
-image's mapped bytes by libc's memcmp called through cffi, which releases
-the GIL: the two workers read and compare on both cores at once. Only a
-chunk that differs is walked page by page. Pages the image does not hold are checked through PAGEMAP_SCAN: any
+image's mapped bytes by libc's memcmp; both calls go through cffi, which
+releases the GIL, so the two workers read and compare on both cores at
+once. Only a chunk that differs is walked page by page. Pages the image
+does not hold are checked through PAGEMAP_SCAN: any
 page that libckpt *would* store now (present or swapped, not a page-cache
 page of the file, not the zero page) but that the image lacks must read as
 zeros (anonymous memory) or equal the file (private file mappings). A huge
@@ -39,6 +41,8 @@ from .image import Image, Region
 
 CHUNK = 16 << 20
 WORKERS = 2
+MAX_OFFSETS = 5
+HOLD_WAIT = 10.0
 
 # libc's memcmp and process_vm_readv: cffi drops the GIL around each call.
 _ffi = cffi.FFI()
@@ -58,9 +62,6 @@ def _same(a, b) -> bool:
     n = len(a)
     return n == len(b) and _libc.memcmp(_ffi.from_buffer(a), _ffi.from_buffer(b), n) == 0
 
-
-MAX_OFFSETS = 5
-HOLD_WAIT = 10.0
 
 REASON_CKPTLIB = "libckpt.so's writable data (its bookkeeping during the checkpoint)"
 REASON_STACK = "stack below the interrupted rsp (signal frame and handler frames)"
@@ -265,7 +266,6 @@ class _Comparer:
         self.img = img
         self.pid = pid
         self.progress = progress
-        self.buf = bytearray(CHUNK)
         self.rsp = img.header.rsp
         self.compared = 0
         self.local = threading.local()  # each worker's reused chunk buffer
@@ -278,7 +278,7 @@ class _Comparer:
         return None
 
     def read(self, fd: int, addr: int, n: int) -> bytearray:
-        return _read_into(fd, self.buf if n == CHUNK else bytearray(n), addr)
+        return _read_into(fd, bytearray(n), addr)
 
     def compare_bytes(self, v: RegionVerdict, r: Region, addr: int, live, want) -> None:
         if live == want:
