@@ -57,7 +57,7 @@ class Unsupported(Exception):
 def scan(fd: int, start: int, end: int, *, private: bool) -> list[tuple[int, int]]:
     """Ranges of [start, end) holding pages that libckpt would store now:
     present or swapped and, for private mappings, neither page-cache pages
-    of the file nor the shared zero page (native/libckpt.c, scan_region)."""
+    of the file nor the shared zero page (native/dump_mem.c, scan_region)."""
     vec = (_PageRegion * _VEC)()
     arg = _ScanArg()
     arg.size = ctypes.sizeof(_ScanArg)

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dump_write.c - the writer: the stored pages (hashed on the second core
+ * while this one writes), deleted files' contents, the tables and last the
+ * header go into IMAGE.tmp.PID, which is then renamed to IMAGE. It runs in
+ * the process itself, or in the forked writer (CKPT_FORK=1).
+ */
+#include "libckpt.h"
+
+static char ckpt_tmp_path[PATH_MAX + 32];
+
+/*
+ * The checksum runs on the second core while the first writes: a thread of
+ * our own (raw clone, no libc inside it, only futex calls) hashes chunk k
+ * while write() copies it; the writer waits for it before handing over
+ * chunk k + 1. Without it XXH64 (4.8 GB/s here) would nearly double the
+ * time of a checkpoint into the page cache.
+ */
+
+static long raw_futex(uint32_t *addr, long op, uint32_t val)
+{
+	long ret;
+	register long r10 __asm__("r10") = 0; /* no timeout */
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"((long)SYS_futex), "D"(addr), "S"(op), "d"((long)val),
+			   "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+/* Wait while *addr == val. */
+static void futex_wait(uint32_t *addr, uint32_t val)
+{
+	while (__atomic_load_n(addr, __ATOMIC_ACQUIRE) == val)
+		raw_futex(addr, FUTEX_WAIT, val);
+}
+
+static void futex_wake(uint32_t *addr)
+{
+	raw_futex(addr, FUTEX_WAKE, 1);
+}
+
+static int hasher_main(void *arg)
+{
+	struct hasher *hs = arg;
+	uint32_t seen = 0;
+
+	for (;;) {
+		futex_wait(&hs->seq, seen);
+		seen = __atomic_load_n(&hs->seq, __ATOMIC_ACQUIRE);
+		if (!hs->len)
+			return 0;
+		hs->digest = ckpt_xxh64(hs->p, hs->len);
+		__atomic_store_n(&hs->done, seen, __ATOMIC_RELEASE);
+		futex_wake(&hs->done);
+	}
+}
+
+/*
+ * Under a tracer (extckpt attach) the process may run its handler while a
+ * group stop is pending (it was stopped, and the tracer resumed this one
+ * thread): a thread created then joins the stop at once and would never
+ * hash. Only a traced process can be in that state.
+ */
+static int traced(void)
+{
+	char buf[2048];
+	ssize_t len = read_file("/proc/self/status", buf, sizeof(buf) - 1);
+
+	if (len <= 0)
+		return 1;
+	buf[len] = '\0';
+	return !strstr(buf, "\nTracerPid:\t0\n");
+}
+
+static void hasher_start(struct hasher *hs)
+{
+	long tid;
+
+	memset(hs, 0, sizeof(*hs));
+	if (traced())
+		return; /* then the writer hashes itself */
+	hs->stack = scratch_map(HASHER_STACK);
+	if (!hs->stack)
+		return; /* then the writer hashes itself */
+	tid = clone(hasher_main, hs->stack + HASHER_STACK,
+		    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+			    CLONE_THREAD | CLONE_SYSVSEM | CLONE_PARENT_SETTID |
+			    CLONE_CHILD_CLEARTID,
+		    hs, &hs->tid, NULL, &hs->tid);
+	if (tid < 0) {
+		munmap(hs->stack, HASHER_STACK);
+		hs->stack = NULL;
+		return;
+	}
+	hs->running = 1;
+}
+
+/* Hash len bytes at p: handed to the hasher, or here and now. */
+static void hash_submit(struct hasher *hs, const void *p, size_t len)
+{
+	if (!hs->running) {
+		hs->digest = ckpt_xxh64(p, len);
+		return;
+	}
+	hs->p = p;
+	hs->len = len;
+	__atomic_add_fetch(&hs->seq, 1, __ATOMIC_RELEASE);
+	futex_wake(&hs->seq);
+}
+
+/*
+ * The last job is hashed: its bytes may be touched again; its XXH64. Sleep
+ * only on the value of done that was seen short of seq: reading it again
+ * for the futex could see the hasher's final store and sleep for ever.
+ */
+static uint64_t hash_wait(struct hasher *hs)
+{
+	uint32_t want, done;
+
+	if (!hs->running)
+		return hs->digest;
+	want = __atomic_load_n(&hs->seq, __ATOMIC_ACQUIRE); /* ours alone */
+	while ((done = __atomic_load_n(&hs->done, __ATOMIC_ACQUIRE)) != want)
+		futex_wait(&hs->done, done);
+	return hs->digest;
+}
+
+static void hasher_stop(struct hasher *hs)
+{
+	int32_t tid;
+
+	if (!hs->running)
+		return;
+	hs->len = 0;
+	__atomic_add_fetch(&hs->seq, 1, __ATOMIC_RELEASE);
+	futex_wake(&hs->seq);
+	/* CLONE_CHILD_CLEARTID: the kernel zeroes tid and wakes us when the
+	 * thread is gone; only then is its stack free. */
+	while ((tid = __atomic_load_n(&hs->tid, __ATOMIC_ACQUIRE)) != 0)
+		raw_futex((uint32_t *)&hs->tid, FUTEX_WAIT, (uint32_t)tid);
+	munmap(hs->stack, HASHER_STACK);
+	hs->running = 0;
+}
+
+static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
+			     uint64_t *offset)
+{
+	struct ckpt_xxh64_seq xs; /* of the pieces' XXH64s */
+	uint64_t i, here = (uint64_t)(uintptr_t)&xs;
+	uint64_t rseq = d->hdr.rseq.addr, rseq_end = rseq + d->hdr.rseq.len;
+	/* Memory that changes under us while we hash and write it: the region
+	 * of our own stack (our calls), and the rseq area, where the kernel
+	 * writes the cpu number whenever this thread moves to the other core.
+	 * Snapshot each chunk of the one and the chunk holding the other, so
+	 * that what is hashed is what is written. */
+	int own_stack = here >= r->start && here < r->end;
+	int err = 0;
+
+	ckpt_xxh64_seq_init(&xs);
+	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE) &&
+	    mprotect((void *)(uintptr_t)r->start, r->end - r->start,
+		     (int)r->prot | PROT_READ) < 0)
+		return -errno;
+	for (i = 0; i < r->nr_runs && !err; i++) {
+		struct ckpt_run *run = &d->runs[r->first_run + i];
+		const char *p = (const char *)(uintptr_t)run->start;
+		uint64_t done;
+
+		run->data_offset = *offset;
+		for (done = 0; done < run->len && !err; done += WRITE_CHUNK) {
+			size_t n = ckpt_piece_len(run->len, done);
+			const char *src = p + done;
+			uint64_t at = run->start + done;
+
+			if (own_stack || (rseq && rseq < at + n && rseq_end > at)) {
+				memcpy(d->bounce, src, n);
+				src = d->bounce;
+			}
+			hash_submit(&d->hasher, src, n);
+			errno = ckpt_program_errno;
+			err = write_all(fd, src, n);
+			ckpt_xxh64_seq_add(&xs, hash_wait(&d->hasher));
+		}
+		*offset += run->len;
+		r->stored_bytes += run->len;
+	}
+	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE))
+		mprotect((void *)(uintptr_t)r->start, r->end - r->start,
+			 (int)r->prot);
+	r->checksum = ckpt_xxh64_seq_final(&xs);
+	return err;
+}
+
+/*
+ * A file deleted while open (a ghost) exists only through its fds: store its
+ * contents, zero-padded to a page, so the restart can recreate it.
+ */
+static int write_ghost(struct dump *d, int fd, struct ckpt_fd *f,
+		       uint64_t *offset)
+{
+	struct ckpt_xxh64 xs;
+	uint64_t done;
+	int err = 0;
+
+	ckpt_xxh64_init(&xs);
+	f->data_offset = *offset;
+	for (done = 0; done < f->data_len && !err; done += WRITE_CHUNK) {
+		size_t n = f->data_len - done < WRITE_CHUNK ?
+				   f->data_len - done : WRITE_CHUNK;
+		size_t got = 0, want = done < f->size ?
+					      (f->size - done < n ? f->size - done : n) : 0;
+
+		while (got < want) {
+			ssize_t r = pread(f->fd, d->bounce + got, want - got,
+					  (off_t)(done + got));
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break; /* shrank since: the rest reads as zeros */
+			got += (size_t)r;
+		}
+		memset(d->bounce + got, 0, n - got);
+		if (want & 31) {
+			ckpt_xxh64_stripes(&xs, d->bounce, want & ~(size_t)31);
+			f->checksum = ckpt_xxh64_final(&xs, d->bounce + (want & ~(size_t)31),
+						       want & 31);
+		} else {
+			ckpt_xxh64_stripes(&xs, d->bounce, want);
+		}
+		err = write_all(fd, d->bounce, n);
+	}
+	if (!(f->size & 31))
+		f->checksum = ckpt_xxh64_final(&xs, NULL, 0);
+	*offset += f->data_len;
+	return err;
+}
+
+static int write_image(struct dump *d, int fd)
+{
+	struct ckpt_header *h = &d->hdr;
+	uint64_t off = CKPT_PAGE_SIZE;
+	size_t i, tables_len;
+	char *tables;
+	int err;
+
+	if (lseek(fd, (off_t)off, SEEK_SET) < 0)
+		return -errno;
+	hasher_start(&d->hasher);
+	for (i = 0, err = 0; i < d->nr_regions && !err; i++)
+		err = write_region_data(d, fd, &d->regions[i], &off);
+	hasher_stop(&d->hasher);
+	if (err)
+		return err;
+	for (i = 0; i < d->nr_fds; i++) {
+		if (d->fds[i].type != CKPT_FD_GHOST)
+			continue;
+		err = write_ghost(d, fd, &d->fds[i], &off);
+		if (err)
+			return err;
+	}
+	h->data_offset = CKPT_PAGE_SIZE;
+	h->data_size = off - CKPT_PAGE_SIZE;
+
+	/* The six tables, contiguous, after the data. */
+	h->regions_offset = off;
+	h->nr_regions = d->nr_regions;
+	h->runs_offset = off + d->nr_regions * sizeof(struct ckpt_region);
+	h->nr_runs = d->nr_runs;
+	h->fds_offset = h->runs_offset + d->nr_runs * sizeof(struct ckpt_run);
+	h->nr_fds = d->nr_fds;
+	h->timers_offset = h->fds_offset + d->nr_fds * sizeof(struct ckpt_fd);
+	h->nr_timers = d->nr_timers;
+	h->signals_offset =
+		h->timers_offset + d->nr_timers * sizeof(struct ckpt_timer);
+	h->nr_signals = d->nr_signals;
+	h->strings_offset =
+		h->signals_offset + d->nr_signals * sizeof(struct ckpt_signal);
+	h->strings_size = d->strings_len;
+	h->image_size = h->strings_offset + h->strings_size;
+
+	/* Gather them in one buffer: one write, one checksum. */
+	tables_len = (size_t)(h->image_size - h->regions_offset);
+	tables = scratch_map(tables_len);
+	if (!tables)
+		return -ENOMEM;
+	memcpy(tables, d->regions, d->nr_regions * sizeof(struct ckpt_region));
+	memcpy(tables + (h->runs_offset - h->regions_offset), d->runs,
+	       d->nr_runs * sizeof(struct ckpt_run));
+	memcpy(tables + (h->fds_offset - h->regions_offset), d->fds,
+	       d->nr_fds * sizeof(struct ckpt_fd));
+	memcpy(tables + (h->timers_offset - h->regions_offset), d->timers,
+	       d->nr_timers * sizeof(struct ckpt_timer));
+	memcpy(tables + (h->signals_offset - h->regions_offset), d->signals,
+	       d->nr_signals * sizeof(struct ckpt_signal));
+	memcpy(tables + (h->strings_offset - h->regions_offset), d->strings,
+	       d->strings_len);
+	h->tables_checksum = ckpt_xxh64(tables, tables_len);
+	err = write_all(fd, tables, tables_len);
+	munmap(tables, tables_len);
+	if (err)
+		return err;
+
+	h->header_checksum = 0;
+	h->header_checksum = ckpt_xxh64(h, sizeof(*h));
+	err = write_full(fd, h, sizeof(*h), 0);
+	if (!err && ckpt_fsync && fdatasync(fd) < 0)
+		err = -errno;
+	return err;
+}
+
+/*
+ * A write past RLIMIT_FSIZE raises SIGXFSZ, which would kill the program
+ * once the handler's mask is lifted. Swallow it if we caused it.
+ */
+static void drop_our_sigxfsz(int was_pending)
+{
+	sigset_t set;
+	struct timespec zero = { 0, 0 };
+
+	if (was_pending)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGXFSZ);
+	syscall(SYS_rt_sigtimedwait, &set, NULL, &zero, 8);
+}
+
+static int sigxfsz_pending(void)
+{
+	uint64_t pending = 0;
+
+	syscall(SYS_rt_sigpending, &pending, 8);
+	return (pending >> (SIGXFSZ - 1)) & 1;
+}
+
+/*
+ * Write the image of the process d describes to a temporary file and rename
+ * it into place. Runs in the process itself, or in the forked writer.
+ */
+int write_checkpoint(struct dump *d, pid_t pid)
+{
+	int fd, err, xfsz_before = sigxfsz_pending();
+	size_t n;
+
+	/* The tmp name: "<image>.tmp.<pid>", built without snprintf. */
+	n = strlen(ckpt_image_path);
+	memcpy(ckpt_tmp_path, ckpt_image_path, n);
+	{
+		struct logbuf lb = { .len = 0 };
+
+		lb_str(&lb, ".tmp.");
+		lb_num(&lb, (unsigned long long)pid);
+		memcpy(ckpt_tmp_path + n, lb.buf, lb.len);
+		ckpt_tmp_path[n + lb.len] = '\0';
+	}
+
+	fd = open(ckpt_tmp_path,
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		err = errno;
+		ckpt_log("cannot create", ckpt_tmp_path, err);
+		goto out;
+	}
+	if (fchmod(fd, 0600) < 0) { /* whatever the umask: it is all our memory */
+		err = errno;
+		ckpt_log("cannot chmod", ckpt_tmp_path, err);
+		goto out_unlink;
+	}
+	err = -collect_memory(d);
+	if (err) {
+		ckpt_log("cannot read the process's memory map", NULL, err);
+		goto out_unlink;
+	}
+	err = -write_image(d, fd);
+	if (err) {
+		ckpt_log("cannot write", ckpt_tmp_path, err);
+		goto out_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		err = errno;
+		ckpt_log("cannot write", ckpt_tmp_path, err);
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(ckpt_tmp_path, ckpt_image_path) < 0) {
+		err = errno;
+		ckpt_log("cannot rename the image to", ckpt_image_path, err);
+		goto out_unlink;
+	}
+	if (ckpt_verbose)
+		ckpt_log("image written to", ckpt_image_path, 0);
+	goto out;
+
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(ckpt_tmp_path);
+out:
+	drop_our_sigxfsz(xfsz_before);
+	return err;
+}
+
