@@ -5,7 +5,8 @@
  * pause() and a few more makes the kernel return EINTR, SA_RESTART or not
  * (see signal(7)). These wrappers retry such a call when the EINTR was ours
  * (the handler bumps ckpt_eintr_gen), with the time that was left: the
- * approach DMTCP takes. A signal of the program's own arriving in the same
+ * approach DMTCP takes. System V IPC waits (semop, semtimedop, msgrcv,
+ * msgsnd) are in the same list of signal(7): never restarted. A signal of the program's own arriving in the same
  * instant is then absorbed too; calls made from inside libc are not seen.
  */
 #define _GNU_SOURCE
@@ -15,6 +16,8 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
@@ -289,4 +292,54 @@ CKPT_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info,
 CKPT_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
 	return sigtimedwait(set, info, NULL);
+}
+
+/* ---- System V IPC: never restarted after a handler (signal(7)) -------- */
+
+CKPT_EXPORT int semop(int id, struct sembuf *ops, size_t n)
+{
+	return semtimedop(id, ops, n, NULL);
+}
+
+CKPT_EXPORT int semtimedop(int id, struct sembuf *ops, size_t n,
+			   const struct timespec *tmo)
+{
+	struct left l;
+	unsigned gen;
+	int ret;
+
+	REAL(semtimedop);
+	left_start(&l, tmo);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(id, ops, n, l.p);
+		left_update(&l);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT ssize_t msgrcv(int id, void *msg, size_t size, long type, int flags)
+{
+	unsigned gen;
+	ssize_t ret;
+
+	REAL(msgrcv);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(id, msg, size, type, flags);
+	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+CKPT_EXPORT int msgsnd(int id, const void *msg, size_t size, int flags)
+{
+	unsigned gen;
+	int ret;
+
+	REAL(msgsnd);
+	do {
+		gen = ckpt_eintr_gen;
+		ret = real(id, msg, size, flags);
+	} while (ours(ret < 0, gen));
+	return ret;
 }

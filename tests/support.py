@@ -550,6 +550,11 @@ TARGETS = (
     Target("blocked", ("nanosleep",)),
     Target("blocked", ("sleep",)),
     Target("blocked", ("epoll",), restartable=False),  # epoll fds are not restored (documented)
+    # System V IPC objects are not part of an image: checked without a restart.
+    Target("blocked", ("semop",), restartable=False),
+    Target("blocked", ("semtimedop",), restartable=False),
+    Target("blocked", ("msgrcv",), restartable=False),
+    Target("blocked", ("msgsnd",), restartable=False),
     Target("own_sigusr2"),
     Target("cxx"),
     Target("rseq"),

@@ -13,20 +13,130 @@
  *               not carried over a restart yet: used without restart)
  *   nanosleep   nanosleep(2) for 2 s, then read "go"
  *   sleep       libc's sleep(2 s): must return 0 (nothing unslept)
+ *   semop       semop(2) waiting for a System V semaphore that a child of
+ *               ours posts 1.5 s later
+ *   semtimedop  semtimedop(2) on a semaphore nobody posts, 1.5 s timeout:
+ *               must fail with EAGAIN, not EINTR
+ *   msgrcv      msgrcv(2) on an empty queue; a child sends 1.5 s later
+ *   msgsnd      msgsnd(2) on a full queue; a child takes one 1.5 s later
  *
- * The waiting modes then read the "go" line.
+ * (System V IPC objects are not part of an image: these modes are checked
+ * without a restart.) The waiting modes then read the "go" line.
  */
 #include "target.h"
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/msg.h>
 #include <sys/select.h>
+#include <sys/sem.h>
+#include <sys/wait.h>
 
 static void check_ret(const char *what, long r)
 {
 	if (r < 0)
 		fatal("%s returned -1 (%s) after the checkpoint", what,
 		      strerror(errno));
+}
+
+struct msg {
+	long type;
+	char text[1024];
+};
+
+/* A child of ours that does `act` on the object 1.5 s from now, then exits. */
+static pid_t later(void (*act)(int), int id)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct timespec ts = { 1, 500000000 };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		act(id);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void post_sem(int id)
+{
+	struct sembuf op = { 0, 1, 0 };
+
+	semop(id, &op, 1);
+}
+
+static void send_msg(int id)
+{
+	struct msg m = { 1, "late" };
+
+	msgsnd(id, &m, sizeof(m.text), 0);
+}
+
+static void take_msg(int id)
+{
+	struct msg m;
+
+	msgrcv(id, &m, sizeof(m.text), 0, 0);
+}
+
+/* One System V wait, as MODE says; the object is removed afterwards. */
+static int sysv(const char *mode)
+{
+	struct sembuf op = { 0, -1, 0 };
+	struct timespec tmo = { 1, 500000000 };
+	struct msg m = { 1, "fill" };
+	int sem = -1, q = -1;
+	pid_t child = -1;
+	long r;
+
+	if (strncmp(mode, "sem", 3) == 0) {
+		sem = semget(IPC_PRIVATE, 1, 0600);
+		if (sem < 0)
+			fatal("semget: %s", strerror(errno));
+	} else {
+		q = msgget(IPC_PRIVATE, 0600);
+		if (q < 0)
+			fatal("msgget: %s", strerror(errno));
+	}
+	if (strcmp(mode, "semop") == 0) {
+		child = later(post_sem, sem);
+		ready();
+		r = semop(sem, &op, 1);
+		check_ret("semop", r);
+	} else if (strcmp(mode, "semtimedop") == 0) {
+		ready();
+		r = semtimedop(sem, &op, 1, &tmo);
+		CHECK(r < 0 && errno == EAGAIN,
+		      "semtimedop returned %ld (%s), not the timeout", r,
+		      r < 0 ? strerror(errno) : "no error");
+	} else if (strcmp(mode, "msgrcv") == 0) {
+		child = later(send_msg, q);
+		ready();
+		r = msgrcv(q, &m, sizeof(m.text), 0, 0);
+		check_ret("msgrcv", r);
+		CHECK(strcmp(m.text, "late") == 0, "msgrcv got \"%s\"", m.text);
+	} else {
+		while (msgsnd(q, &m, sizeof(m.text), IPC_NOWAIT) == 0)
+			;
+		if (errno != EAGAIN)
+			fatal("filling the queue: %s", strerror(errno));
+		child = later(take_msg, q);
+		ready();
+		r = msgsnd(q, &m, sizeof(m.text), 0);
+		check_ret("msgsnd", r);
+	}
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	if (sem >= 0)
+		semctl(sem, 0, IPC_RMID);
+	if (q >= 0)
+		msgctl(q, IPC_RMID, NULL);
+	wait_go();
+	return finish();
 }
 
 int main(int argc, char **argv)
@@ -50,6 +160,8 @@ int main(int argc, char **argv)
 		wait_go();
 		return finish();
 	}
+	if (strncmp(mode, "sem", 3) == 0 || strncmp(mode, "msg", 3) == 0)
+		return sysv(mode);
 	ready();
 	if (strcmp(mode, "read") == 0) {
 		r = read(0, buf, sizeof(buf));
