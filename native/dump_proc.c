@@ -68,7 +68,7 @@ static void collect_proc(struct dump *d)
 	}
 	prctl(PR_GET_NAME, pr->comm);
 	pr->thp_disable = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
-	pr->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	pr->dumpable = ckpt_prog_dumpable;
 	pr->no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	prctl(PR_GET_CHILD_SUBREAPER, &pr->child_subreaper, 0, 0, 0);
 	pr->timerslack_ns = (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);

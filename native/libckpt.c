@@ -232,6 +232,30 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 	return 0;
 }
 
+/*
+ * A process that made itself non-dumpable (PR_SET_DUMPABLE 0, or the kernel
+ * after a change of credentials) owns none of its /proc files: unless it
+ * is root it cannot open its own pagemap or fds. It is dumpable while its
+ * image is taken (the image records what the program had: ckpt_prog_dumpable)
+ * and non-dumpable again as soon as the image is written or the writer
+ * forked. A forked writer keeps the dumpable copy; it exits when done.
+ */
+int ckpt_prog_dumpable = 1;
+
+static void dumpable_for_checkpoint(void)
+{
+	ckpt_prog_dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	if (ckpt_prog_dumpable == 0 && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		ckpt_log("cannot make the process dumpable for its checkpoint",
+			 NULL, errno);
+}
+
+static void dumpable_restore(void)
+{
+	if (ckpt_prog_dumpable == 0)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -261,10 +285,12 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	if (ckpt_save_resume(&ckpt_resume_ctx) == 0) {
 		pid_t writer = 0;
 
+		dumpable_for_checkpoint();
 		if (ckpt_fork)
 			err = checkpoint_forked(uc, sig, &writer);
 		else
 			err = checkpoint(uc, sig);
+		dumpable_restore();
 		/* A tracer holding us here sees memory as in the image. */
 		errno = saved_errno;
 		ckpt_image_done(err, ckpt_image_path, writer);

@@ -78,6 +78,9 @@ extern char ckpt_image_path[PATH_MAX];
  */
 extern int ckpt_program_errno;
 
+/* PR_GET_DUMPABLE as the program had it (libckpt.c, dumpable_for_checkpoint). */
+extern int ckpt_prog_dumpable;
+
 /*
  * Bumped each time the checkpoint signal interrupts a system call that the
  * kernel will not restart (poll, select, nanosleep... fail with EINTR even
