@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +23,13 @@ import click
 from . import __version__
 from .attach import AttachResult
 from .attach import attach as api_attach
+from .check import CheckResult
+from .check import check as api_check
 from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError, UsageError
 from .launch import restart as api_restart
 from .launch import run as api_run
+from .ps import PsResult
+from .ps import ps as api_ps
 from .show import FdInfo, ImageInfo, ProcInfo
 from .show import show as api_show
 from .verify import VerifyResult
@@ -572,6 +577,91 @@ def show(image: str, check: bool, as_json: bool) -> None:
         click.echo(f"extckpt: the image's data is corrupted: {what}", err=True)
         click.echo("  Take a new checkpoint; this image cannot be restarted.", err=True)
         sys.exit(ExitCode.USAGE)
+
+
+# ---- check ---------------------------------------------------------------
+
+
+@main.command(
+    name="check",
+    help="""Tell whether this machine can checkpoint and restart, and what is missing.
+
+\b
+Asks the kernel for each feature extckpt uses (PAGEMAP_SCAN, PR_SET_MM_MAP,
+the vDSO layout; and, for the features that only warn: clone3 set_tid with
+CAP_CHECKPOINT_RESTORE for the original pid, rseq, POSIX timer ids, ptrace
+for `extckpt attach`, vm.max_map_count), then checkpoints and restarts a
+real program (/bin/sh waiting in `read`) as its last check.
+\b
+Examples:
+  extckpt check
+  extckpt check --json
+
+\b
+Exit codes:
+  0  everything the default path needs is there (warnings may remain)
+  1  something it needs is missing (see the lines marked MISSING)
+""",
+)
+@click.option("--no-round-trip", is_flag=True, help="Skip the real checkpoint and restart.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors()
+def check_cmd(no_round_trip: bool, as_json: bool) -> None:
+    r: CheckResult = api_check(round_trip=not no_round_trip)
+    if as_json:
+        emit_json({"ok": r.ok, "probes": r.probes})
+    else:
+        width = max(len(p.name) for p in r.probes)
+        for p in r.probes:
+            mark = "ok" if p.ok else ("MISSING" if p.required else "warning")
+            click.echo(f"{p.name:<{width}}  {mark:<7}  {p.detail}")
+            if not p.ok and p.hint:
+                click.echo(f"{'':<{width}}           {p.hint}")
+        verdict = "can checkpoint and restart" if r.ok else "cannot checkpoint and restart"
+        click.echo(f"this machine {verdict}")
+    sys.exit(ExitCode.OK if r.ok else 1)
+
+
+# ---- ps ------------------------------------------------------------------
+
+
+@main.command(
+    name="ps",
+    help="""List the running processes that can be checkpointed.
+
+\b
+A process is listed when libckpt.so is loaded into it (started with
+`extckpt run` or LD_PRELOAD). For each: pid, program, the image its next
+checkpoint writes (CKPT_IMAGE), its trigger signal (CKPT_SIGNAL), and the
+time and size of that image if it exists. Processes of other users are
+counted, not listed.
+\b
+Examples:
+  extckpt ps
+  extckpt ps --json
+""",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@handle_errors()
+def ps_cmd(as_json: bool) -> None:
+    r: PsResult = api_ps()
+    if as_json:
+        emit_json(r)
+        return
+    if not r.processes:
+        click.echo("no process has libckpt.so loaded")
+    else:
+        click.echo(f"{'PID':>7}  {'SIGNAL':<8} {'LAST IMAGE':<30} {'PROGRAM':<24} IMAGE")
+        for p in r.processes:
+            if p.image_mtime is None:
+                last = "none yet"
+            else:
+                when = datetime.datetime.fromtimestamp(p.image_mtime).strftime("%Y-%m-%d %H:%M:%S")
+                last = f"{when}, {human(p.image_size or 0)}"
+            click.echo(f"{p.pid:>7}  {p.signal:<8} {last:<30} {os.path.basename(p.program):<24} {p.image}")
+    if r.unreadable:
+        s = "" if r.unreadable == 1 else "es"
+        click.echo(f"({r.unreadable} process{s} whose /proc files this user may not read: not listed)")
 
 
 if __name__ == "__main__":
