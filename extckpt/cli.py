@@ -26,6 +26,7 @@ from .attach import attach as api_attach
 from .check import CheckResult
 from .check import check as api_check
 from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError, UsageError
+from .launch import parse_duration
 from .launch import restart as api_restart
 from .launch import run as api_run
 from .ps import PsResult
@@ -174,10 +175,16 @@ Example:
     metavar="SIG",
     help="Trigger signal: a number, USR1, SIGUSR2, RTMIN+3 ... [default: USR2].",
 )
+@click.option(
+    "--every",
+    metavar="DURATION",
+    help="Also checkpoint every DURATION (30s, 10m, 2h), counted from the end of the "
+    "previous checkpoint (CKPT_INTERVAL).",
+)
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- PROG [ARGS]...")
 @handle_errors()
-def run(image: str | None, signame: str | None, argv: tuple[str, ...]) -> None:
-    api_run(list(argv), image=image, signal=signame)
+def run(image: str | None, signame: str | None, every: str | None, argv: tuple[str, ...]) -> None:
+    api_run(list(argv), image=image, signal=signame, every=parse_duration(every) if every else None)
 
 
 # ---- attach --------------------------------------------------------------

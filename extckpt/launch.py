@@ -15,14 +15,35 @@ from ._native import libckpt_path, myrestart_path
 from .errors import ProgramNotExecutableError, ProgramNotFoundError, UsageError
 from .image import Image
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "30s", "10m", "2h", "1d" or a plain number ("0.5")."""
+    s = text.strip().lower()
+    unit = _UNITS.get(s[-1:]) if s else None
+    number = s[:-1] if unit else s
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1e9:  # NaN fails too
+        raise UsageError(
+            f"{text!r} is not a duration",
+            "Give a number with an optional unit: 30s, 10m, 2h, 1d (or 0.5, in seconds).",
+        )
+    return value
+
 
 def run_environment(
     image: str | None = None,
     signal: str | None = None,
     env: Mapping[str, str] | None = None,
+    every: float | None = None,
 ) -> dict[str, str]:
     """The environment `extckpt run` gives the program: LD_PRELOAD with the
-    bundled libckpt.so first, CKPT_IMAGE absolute, CKPT_SIGNAL checked."""
+    bundled libckpt.so first, CKPT_IMAGE absolute, CKPT_SIGNAL checked,
+    CKPT_INTERVAL (seconds) when it is to checkpoint periodically."""
     env = dict(os.environ if env is None else env)
     lib = str(libckpt_path())
     old = env.get("LD_PRELOAD", "")
@@ -33,6 +54,8 @@ def run_environment(
     sig = signal or env.get("CKPT_SIGNAL") or "USR2"
     _signals.parse_or_raise(sig)
     env["CKPT_SIGNAL"] = sig
+    if every is not None:
+        env["CKPT_INTERVAL"] = repr(float(every))
     return env
 
 
@@ -41,11 +64,13 @@ def run(
     *,
     image: str | None = None,
     signal: str | None = None,
+    every: float | None = None,
 ) -> NoReturn:
-    """Exec argv with libckpt.so preloaded. Does not return."""
+    """Exec argv with libckpt.so preloaded (checkpointing itself every
+    `every` seconds if given). Does not return."""
     if not argv:
         raise UsageError("no program to run", "Example: extckpt run -- ./myprog arg1")
-    env = run_environment(image, signal)
+    env = run_environment(image, signal, every=every)
     prog = argv[0]
     if "/" not in prog and shutil.which(prog, path=env.get("PATH")) is None:
         raise ProgramNotFoundError(f"{prog}: command not found")

@@ -308,11 +308,14 @@ static void collect_timers(struct dump *d)
 				struct timespec interval, value;
 			} its;
 
+			parse_dec(p + 4, &v);
+			t = NULL;
+			if (ckpt_periodic_is_ours((int)v))
+				continue; /* libckpt's own (CKPT_INTERVAL) */
 			if (d->nr_timers == MAX_TIMERS)
 				break;
 			t = &d->timers[d->nr_timers++];
 			memset(t, 0, sizeof(*t));
-			parse_dec(p + 4, &v);
 			t->id = (int32_t)v;
 			if (syscall(SYS_timer_gettime, t->id, &its) == 0) {
 				t->interval_ns = (uint64_t)ts_ns(&its.interval);

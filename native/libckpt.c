@@ -279,6 +279,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 			 "thread (only single-threaded programs are supported)",
 			 NULL, 0);
 		ckpt_image_done(EBUSY, ckpt_image_path, 0);
+		ckpt_periodic_arm();
 		errno = saved_errno;
 		return;
 	}
@@ -294,6 +295,9 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		/* A tracer holding us here sees memory as in the image. */
 		errno = saved_errno;
 		ckpt_image_done(err, ckpt_image_path, writer);
+		ckpt_periodic_arm(); /* the next one an interval from now */
+	} else {
+		ckpt_periodic_restarted();
 	}
 	/* Both after the checkpoint and after a restart: return through the
 	 * kernel's signal frame, which holds every register of the program. */
@@ -381,4 +385,5 @@ __attribute__((constructor)) static void ckpt_init(void)
 		return;
 	}
 	ckpt_armed = 1;
+	ckpt_periodic_init(getenv("CKPT_INTERVAL"));
 }

@@ -14,6 +14,7 @@
  *                 and header into a temporary file, renamed into place
  *   interpose.c   the program's view of the checkpoint signal (sigaction,
  *                 signal, sigprocmask...) and syscall() for rseq
+ *   periodic.c    CKPT_INTERVAL: the timer of periodic checkpoints
  *   eintr.c       calls a handler always interrupts, retried after ours
  *   ckpt_util.c   async-signal-safe logging, I/O and parsing helpers
  *
@@ -249,6 +250,12 @@ int thread_count(void);
 
 /* dump_mem.c: the memory map and the pages to store (in the writer). */
 int collect_memory(struct dump *d);
+
+/* periodic.c: CKPT_INTERVAL, a checkpoint every so many seconds. */
+void ckpt_periodic_init(const char *value);
+void ckpt_periodic_arm(void);
+void ckpt_periodic_restarted(void);
+int ckpt_periodic_is_ours(int timer_id);
 
 /* dump_write.c: write the image of d to a temporary file, rename it. */
 int write_checkpoint(struct dump *d, pid_t pid);
