@@ -56,6 +56,7 @@ _KNOWN_FLAGS = (
     | C.CKPT_REGION_HEAP
     | C.CKPT_REGION_CKPTLIB
     | C.CKPT_REGION_UNREADABLE
+    | C.CKPT_REGION_CONTENT_HASH
 )
 KIND_NAMES = {
     C.CKPT_KIND_ANON: "anon",
@@ -168,6 +169,7 @@ class Region:
     flags: int
     name: str
     vmflags: int = 0
+    content_hash: int = 0  # file mappings: what identifies the mapped bytes
 
     @property
     def size(self) -> int:
@@ -565,7 +567,7 @@ class Image:
     def _load_tables(self) -> None:
         h, v = self.header, self._view
         # Counts were bounded by the file size above: these lists are at
-        # most size/112 and size/24 entries long.
+        # most size/REGION_SIZE and size/RUN_SIZE entries long.
         strings = bytes(v[h.strings_offset : h.strings_offset + h.strings_size])
         self._strings = strings
         self.runs = [

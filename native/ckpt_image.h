@@ -44,7 +44,7 @@
 
 /* CFFI-BEGIN: only #define of integers and plain structs below this line. */
 
-#define CKPT_FORMAT_VERSION 4
+#define CKPT_FORMAT_VERSION 5
 #define CKPT_ARCH_X86_64 62 /* ELF e_machine EM_X86_64 */
 #define CKPT_PAGE_SIZE 4096
 #define CKPT_HASH_PIECE 1048576 /* region checksums: see Integrity above */
@@ -68,6 +68,7 @@
 #define CKPT_REGION_HEAP 0x4      /* [heap], the brk area (informational) */
 #define CKPT_REGION_CKPTLIB 0x8   /* a mapping of libckpt.so itself */
 #define CKPT_REGION_UNREADABLE 0x10 /* had no PROT_READ: read via mprotect */
+#define CKPT_REGION_CONTENT_HASH 0x20 /* content_hash is set (file mappings) */
 
 /*
  * struct ckpt_region.vmflags: what /proc/PID/smaps VmFlags said, as far as a
@@ -225,6 +226,14 @@ struct ckpt_region {
 	uint32_t name_offset;  /* path or [name] in strings, not NUL-ended */
 	uint32_t name_len;
 	uint32_t vmflags;      /* CKPT_VM_* */
+	/*
+	 * CKPT_KIND_FILE with CKPT_REGION_CONTENT_HASH: what identifies the
+	 * mapped bytes, [file_offset, file_offset + end - start) clipped at
+	 * file_size: the XXH64 of the XXH64s of its 1 MiB pieces. A file
+	 * whose device, inode or time differ at restart (a copy, on another
+	 * machine) is accepted when its size and this hash agree.
+	 */
+	uint64_t content_hash;
 };
 
 struct ckpt_run { /* pages [start, start + len) stored at data_offset */
@@ -288,7 +297,7 @@ _Static_assert(sizeof(struct ckpt_proc) == 360, "ckpt_proc size");
 _Static_assert(sizeof(struct ckpt_header) == 3952, "ckpt_header size");
 _Static_assert(sizeof(struct ckpt_header) <= CKPT_PAGE_SIZE,
 	       "the header must fit its page");
-_Static_assert(sizeof(struct ckpt_region) == 112, "ckpt_region size");
+_Static_assert(sizeof(struct ckpt_region) == 120, "ckpt_region size");
 _Static_assert(sizeof(struct ckpt_run) == 24, "ckpt_run size");
 _Static_assert(sizeof(struct ckpt_fd) == 96, "ckpt_fd size");
 _Static_assert(sizeof(struct ckpt_timer) == 40, "ckpt_timer size");

@@ -16,7 +16,7 @@
 #define PAGE_MASK ((uint64_t)CKPT_PAGE_SIZE - 1)
 #define KNOWN_FLAGS                                                        \
 	(CKPT_REGION_SHARED | CKPT_REGION_GROWSDOWN | CKPT_REGION_HEAP |   \
-	 CKPT_REGION_CKPTLIB | CKPT_REGION_UNREADABLE)
+	 CKPT_REGION_CKPTLIB | CKPT_REGION_UNREADABLE | CKPT_REGION_CONTENT_HASH)
 #define KNOWN_VMFLAGS 0x7ffU
 
 __attribute__((format(printf, 3, 4))) static int

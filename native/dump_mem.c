@@ -46,8 +46,8 @@ static int name_is(const char *name, size_t len, const char *lit)
  * program modified are stored. A file deleted or replaced since, or the
  * image we were restarted from, is saved whole, as anonymous memory.
  */
-static void classify_file(struct ckpt_region *r, const char *path,
-			  size_t path_len, uint64_t ino)
+static void classify_file(struct dump *d, struct ckpt_region *r,
+			  const char *path, size_t path_len, uint64_t ino)
 {
 	static const char deleted[] = " (deleted)";
 	char cpath[PATH_MAX];
@@ -73,6 +73,7 @@ static void classify_file(struct ckpt_region *r, const char *path,
 	r->file_size = (uint64_t)st.st_size;
 	r->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
 		      st.st_mtim.tv_nsec;
+	ckpt_hash_mapping(d, r, cpath);
 	return;
 orphan:
 	r->kind = CKPT_KIND_ANON;
@@ -236,7 +237,7 @@ static int parse_maps(struct dump *d)
 			r.flags |= CKPT_REGION_HEAP;
 		else if (ino != 0 && name_len && name[0] == '/') {
 			r.file_offset = off;
-			classify_file(&r, name, name_len, ino);
+			classify_file(d, &r, name, name_len, ino);
 			if (self >= start && self < stop)
 				d->self_ino = ino;
 		}

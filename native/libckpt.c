@@ -131,6 +131,8 @@ void dump_free(struct dump *d)
 		munmap(d->scan, d->scan_cap * sizeof(*d->scan));
 	if (d->bounce)
 		munmap(d->bounce, WRITE_CHUNK);
+	if (d->hashbuf)
+		munmap(d->hashbuf, CKPT_HASH_PIECE);
 	if (d->pagemap_fd >= 0)
 		close(d->pagemap_fd);
 	if (d->strings)

@@ -8,6 +8,8 @@
  *                 restart returns through, and the constructor
  *   dump_mem.c    which memory to store: /proc/self/smaps into regions,
  *                 PAGEMAP_SCAN into runs of pages
+ *   dump_filehash.c  the content hash of each file mapping (restart
+ *                 elsewhere: the same bytes under another inode)
  *   dump_proc.c   the state the kernel holds: registers, handlers, mm layout,
  *                 rseq, limits, timers, pending signals, open files
  *   dump_write.c  the writer: data (checksummed on a second core), tables
@@ -231,6 +233,7 @@ struct dump {
 	size_t nr_signals;
 	char timers_text[32768]; /* /proc/self/timers */
 	char *bounce; /* WRITE_CHUNK bytes: copies of our own, moving stack */
+	char *hashbuf; /* CKPT_HASH_PIECE bytes: file mappings' content hashes */
 	struct hasher hasher;
 	struct page_region *scan; /* PAGEMAP_SCAN output */
 	size_t scan_cap;
@@ -250,6 +253,9 @@ int thread_count(void);
 
 /* dump_mem.c: the memory map and the pages to store (in the writer). */
 int collect_memory(struct dump *d);
+
+/* dump_filehash.c: what identifies the bytes of a file mapping. */
+void ckpt_hash_mapping(struct dump *d, struct ckpt_region *r, const char *path);
 
 /* periodic.c: CKPT_INTERVAL, a checkpoint every so many seconds. */
 void ckpt_periodic_init(const char *value);

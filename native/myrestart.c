@@ -37,6 +37,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "ckpt_filehash.h"
 #include "ckpt_hash.h"
 #include "ckpt_plan.h"
 #include "ckpt_validate.h"
@@ -197,24 +198,89 @@ static const char *kind_name(int kind)
 	       kind == CKPT_KIND_VVAR ? "[vvar]" : "[vvar_vclock]";
 }
 
-/* Open every mapped file, once each, and check it is the one we saved. */
+/*
+ * A mapped file must hold the bytes the program had mapped. The same inode
+ * with the same size and time is taken as it is (no read: a restart on the
+ * same machine costs nothing here). Anything else - a copy on another
+ * machine, a file restored from a backup - is read, and accepted when the
+ * mapped range has the recorded size and content hash (ckpt_filehash.h).
+ */
+static void check_mapped_file(const unsigned char *img,
+			      const struct ckpt_region *r, int fd,
+			      const char *path, unsigned char **buf)
+{
+	struct stat st;
+	uint64_t hash = 0;
+	int64_t mtime;
+	int err;
+
+	if (fstat(fd, &st) < 0)
+		ckpt_die(CKPT_EXIT_MISMATCH, "cannot stat %s: %s", path,
+		    strerror(errno));
+	mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	if ((uint64_t)st.st_dev == r->dev && (uint64_t)st.st_ino == r->ino &&
+	    (uint64_t)st.st_size == r->file_size && mtime == r->mtime_ns)
+		return;
+	if (!(r->flags & CKPT_REGION_CONTENT_HASH)) {
+		if ((uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino)
+			ckpt_die(CKPT_EXIT_MISMATCH,
+			    "%s is not the file the program had mapped (it was "
+			    "replaced since the checkpoint)",
+			    path);
+		ckpt_die(CKPT_EXIT_MISMATCH,
+		    "%s changed since the checkpoint (size or modification "
+		    "time differ); restarting could corrupt the program",
+		    path);
+	}
+	if ((uint64_t)st.st_size != r->file_size)
+		ckpt_die(CKPT_EXIT_MISMATCH,
+		    "%s is not the file the program had mapped: it has %llu "
+		    "bytes, the program's had %llu; restart where the program's "
+		    "files are",
+		    path, (unsigned long long)st.st_size,
+		    (unsigned long long)r->file_size);
+	if (!*buf) {
+		*buf = malloc(CKPT_HASH_PIECE);
+		if (!*buf)
+			ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
+	}
+	err = ckpt_hash_file_range(fd, r->file_offset, r->end - r->start,
+				   r->file_size, *buf, &hash);
+	if (err)
+		ckpt_die(CKPT_EXIT_MISMATCH, "cannot read %s: %s", path,
+		    strerror(-err));
+	if (hash != r->content_hash)
+		ckpt_die(CKPT_EXIT_MISMATCH,
+		    "%s is not the file the program had mapped: same size, other "
+		    "bytes (mapped at 0x%llx); restart where the program's files "
+		    "are, or with the same versions of them",
+		    path, (unsigned long long)r->start);
+	if (opts.verbose)
+		fprintf(stderr,
+			"myrestart: %s: another copy of the same bytes (mapped at "
+			"0x%llx)\n",
+			path, (unsigned long long)r->start);
+	(void)img;
+}
+
+/* Open every mapped file, once each, and check it holds the mapped bytes. */
 static void open_files(const unsigned char *img, int floor, int32_t *region_fd,
 		       int32_t *close_fds, int32_t *nr_close)
 {
 	const struct ckpt_header *h = (const void *)img;
 	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
+	unsigned char *buf = NULL;
 	uint64_t i, j;
 
 	for (i = 0; i < h->nr_regions; i++) {
 		const struct ckpt_region *r = &regs[i];
 		char path[4096];
-		struct stat st;
-		int64_t mtime;
 		int fd, want_write;
 
 		region_fd[i] = -1;
 		if (r->kind != CKPT_KIND_FILE)
 			continue;
+		ckpt_region_name(img, r, path, sizeof(path));
 		want_write = (r->flags & CKPT_REGION_SHARED) && (r->prot & 2);
 		for (j = 0; j < i; j++)
 			if (region_fd[j] >= 0 && regs[j].ino == r->ino &&
@@ -224,34 +290,20 @@ static void open_files(const unsigned char *img, int floor, int32_t *region_fd,
 				break;
 		if (j < i) {
 			region_fd[i] = region_fd[j];
+			check_mapped_file(img, r, region_fd[i], path, &buf);
 			continue;
 		}
-		ckpt_region_name(img, r, path, sizeof(path));
 		fd = open(path, (want_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 		if (fd < 0)
 			ckpt_die(CKPT_EXIT_MISMATCH,
 			    "cannot open %s, mapped by the program at 0x%llx: %s",
 			    path, (unsigned long long)r->start, strerror(errno));
-		if (fstat(fd, &st) < 0)
-			ckpt_die(CKPT_EXIT_MISMATCH, "cannot stat %s: %s", path,
-			    strerror(errno));
-		mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL +
-			st.st_mtim.tv_nsec;
-		if ((uint64_t)st.st_dev != r->dev || (uint64_t)st.st_ino != r->ino)
-			ckpt_die(CKPT_EXIT_MISMATCH,
-			    "%s is not the file the program had mapped (it was "
-			    "replaced since the checkpoint)",
-			    path);
-		if ((uint64_t)st.st_size != r->file_size || mtime != r->mtime_ns)
-			ckpt_die(CKPT_EXIT_MISMATCH,
-			    "%s changed since the checkpoint (size or "
-			    "modification time differ); restarting could corrupt "
-			    "the program",
-			    path);
+		check_mapped_file(img, r, fd, path, &buf);
 		fd = ckpt_fd_above(fd, floor);
 		region_fd[i] = fd;
 		close_fds[(*nr_close)++] = fd;
 	}
+	free(buf);
 }
 
 /* Our vDSO must have the same parts and sizes as the program's had. */
