@@ -450,6 +450,9 @@ def _proc_lines(p: ProcInfo) -> list[str]:
         f"prctl:     dumpable {p.dumpable}, no_new_privs {p.no_new_privs}, thp_disable {p.thp_disable}, "
         f"child_subreaper {p.child_subreaper}, timerslack {p.timerslack_ns} ns"
     )
+    lines.append(f"oom:       oom_score_adj {p.oom_score_adj}")
+    if p.membarrier:
+        lines.append(f"membarrier: registered commands {p.membarrier:#x}")
     return lines
 
 

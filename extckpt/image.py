@@ -271,6 +271,8 @@ class ProcState:
     timerslack_ns: int
     rlimits: tuple[tuple[int, int], ...]
     itimers: tuple[Itimer, ...]
+    oom_score_adj: int = 0
+    membarrier: int = 0  # MEMBARRIER_CMD_REGISTER_* bits the program had made
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,6 +352,8 @@ def _read_proc(p) -> ProcState:
         timerslack_ns=int(p.timerslack_ns),
         rlimits=tuple((int(p.rlimits[i][0]), int(p.rlimits[i][1])) for i in range(C.CKPT_NRLIMITS)),
         itimers=tuple(Itimer(int(t.interval_us), int(t.value_us)) for t in p.itimers),
+        oom_score_adj=int(p.oom_score_adj),
+        membarrier=int(p.membarrier),
     )
 
 

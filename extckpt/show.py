@@ -168,6 +168,8 @@ class ProcInfo:
     dumpable: int
     child_subreaper: int
     timerslack_ns: int
+    oom_score_adj: int
+    membarrier: int  # MEMBARRIER_CMD_REGISTER_* bits, made again at restart
 
     @property
     def limited(self) -> list[RlimitInfo]:
@@ -256,6 +258,8 @@ def proc_info(p: ProcState, cwd: str, comm: str) -> ProcInfo:
         dumpable=p.dumpable,
         child_subreaper=p.child_subreaper,
         timerslack_ns=p.timerslack_ns,
+        oom_score_adj=p.oom_score_adj,
+        membarrier=p.membarrier,
     )
 
 

@@ -156,11 +156,14 @@ struct ckpt_proc { /* kernel state of the process besides memory */
 	int32_t dumpable;       /* PR_GET_DUMPABLE */
 	int32_t no_new_privs;   /* PR_GET_NO_NEW_PRIVS */
 	int32_t child_subreaper; /* PR_GET_CHILD_SUBREAPER */
-	int32_t pad;
+	int32_t oom_score_adj;  /* /proc/self/oom_score_adj */
 	uint64_t timerslack_ns; /* PR_GET_TIMERSLACK */
 	char comm[16];          /* PR_GET_NAME */
 	uint64_t rlimits[CKPT_NRLIMITS][2]; /* soft, hard */
 	struct ckpt_itimer itimers[3];
+	/* MEMBARRIER_CMD_GET_REGISTRATIONS: the REGISTER_* commands made */
+	uint32_t membarrier;
+	uint32_t pad;
 };
 
 struct ckpt_header {
@@ -293,8 +296,8 @@ _Static_assert(sizeof(struct ckpt_rseq) == 16, "ckpt_rseq size");
 _Static_assert(sizeof(struct ckpt_mm) == 12 * 8 + CKPT_AUXV_WORDS * 8,
 	       "ckpt_mm size");
 _Static_assert(sizeof(struct ckpt_itimer) == 16, "ckpt_itimer size");
-_Static_assert(sizeof(struct ckpt_proc) == 360, "ckpt_proc size");
-_Static_assert(sizeof(struct ckpt_header) == 3952, "ckpt_header size");
+_Static_assert(sizeof(struct ckpt_proc) == 368, "ckpt_proc size");
+_Static_assert(sizeof(struct ckpt_header) == 3960, "ckpt_header size");
 _Static_assert(sizeof(struct ckpt_header) <= CKPT_PAGE_SIZE,
 	       "the header must fit its page");
 _Static_assert(sizeof(struct ckpt_region) == 120, "ckpt_region size");

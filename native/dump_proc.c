@@ -30,13 +30,33 @@ int thread_count(void)
 	return (int)v;
 }
 
-/* Directory, umask, limits, timers, prctl settings. */
+#define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
+
+static int32_t read_oom_score_adj(void)
+{
+	char buf[32];
+	ssize_t len = read_file("/proc/self/oom_score_adj", buf, sizeof(buf) - 1);
+	uint64_t v = 0;
+
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	if (buf[0] == '-') {
+		parse_dec(buf + 1, &v);
+		return -(int32_t)v;
+	}
+	parse_dec(buf, &v);
+	return (int32_t)v;
+}
+
+/* Directory, umask, limits, timers, prctl and other settings. */
 static void collect_proc(struct dump *d)
 {
 	struct ckpt_proc *pr = &d->hdr.proc;
 	char cwd[PATH_MAX];
 	ssize_t len;
 	mode_t mask;
+	long ret;
 	int i;
 
 	len = readlink("/proc/self/cwd", cwd, sizeof(cwd));
@@ -72,6 +92,10 @@ static void collect_proc(struct dump *d)
 	pr->no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	prctl(PR_GET_CHILD_SUBREAPER, &pr->child_subreaper, 0, 0, 0);
 	pr->timerslack_ns = (uint64_t)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+	pr->oom_score_adj = read_oom_score_adj();
+	/* Linux 6.3; before it the call fails and nothing is recorded. */
+	ret = syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+	pr->membarrier = ret > 0 ? (uint32_t)ret : 0;
 }
 
 /* How one open fd is saved. */

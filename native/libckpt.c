@@ -258,6 +258,35 @@ static void dumpable_restore(void)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/*
+ * Seccomp filters are inherited across fork and exec: the ones the program
+ * started with (a container's, a service manager's) are myrestart's too
+ * when it is restarted in the same place. One the program installed itself
+ * could not be installed again (the kernel does not give a process its own
+ * filters back): such a program is refused, never restored unsandboxed.
+ */
+static int ckpt_seccomp_inherited;
+
+static int seccomp_filters(void)
+{
+	char buf[4096];
+	ssize_t len = read_file("/proc/self/status", buf, sizeof(buf) - 1);
+	const char *p;
+	uint64_t n = 0;
+
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	p = strstr(buf, "\nSeccomp_filters:");
+	if (!p)
+		return 0; /* before Linux 5.9 */
+	p += strlen("\nSeccomp_filters:");
+	while (*p == ' ' || *p == '\t')
+		p++;
+	parse_dec(p, &n);
+	return (int)n;
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -275,6 +304,16 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	if (uc->uc_mcontext.gregs[REG_RAX] == -EINTR &&
 	    uc->uc_mcontext.gregs[REG_RCX] == uc->uc_mcontext.gregs[REG_RIP])
 		ckpt_eintr_gen++;
+	if (seccomp_filters() > ckpt_seccomp_inherited) {
+		ckpt_log("refusing to checkpoint: the program installed a seccomp "
+			 "filter, which a restart cannot install again (its "
+			 "sandbox would be gone)",
+			 NULL, 0);
+		ckpt_image_done(EPERM, ckpt_image_path, 0);
+		ckpt_periodic_arm();
+		errno = saved_errno;
+		return;
+	}
 	nthreads = thread_count();
 	if (nthreads != 1) {
 		ckpt_log("refusing to checkpoint: the process has more than one "
@@ -300,6 +339,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		ckpt_periodic_arm(); /* the next one an interval from now */
 	} else {
 		ckpt_periodic_restarted();
+		ckpt_seccomp_inherited = seccomp_filters();
 	}
 	/* Both after the checkpoint and after a restart: return through the
 	 * kernel's signal frame, which holds every register of the program. */
@@ -387,5 +427,6 @@ __attribute__((constructor)) static void ckpt_init(void)
 		return;
 	}
 	ckpt_armed = 1;
+	ckpt_seccomp_inherited = seccomp_filters();
 	ckpt_periodic_init(getenv("CKPT_INTERVAL"));
 }

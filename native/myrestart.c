@@ -725,6 +725,7 @@ int main(int argc, char **argv)
 	fflush(stderr);
 	/* From here on, maybe in a child under the program's own pid. */
 	ckpt_claim_pid(img, &opts);
+	ckpt_restore_own_settings(img);
 	ckpt_install_fds(img, fdplan, plan->close_fds, plan->nr_close_fds);
 
 	/* The point of no return. */

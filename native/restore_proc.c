@@ -310,6 +310,29 @@ void ckpt_install_fds(const unsigned char *img, struct fd_plan *plan,
 	}
 }
 
+/*
+ * Raising oom_score_adj is allowed to anyone; lowering it below what we
+ * have needs CAP_SYS_RESOURCE: then say so, and go on with ours.
+ */
+static void restore_oom_score_adj(int32_t want)
+{
+	char buf[16];
+	int fd, n;
+
+	if (want < -1000 || want > 1000)
+		return;
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%d", (int)want);
+	if (write(fd, buf, (size_t)n) != n && errno == EACCES)
+		fprintf(stderr,
+			"myrestart: cannot lower oom_score_adj to %d (that needs "
+			"CAP_SYS_RESOURCE); the program keeps this one\n",
+			(int)want);
+	close(fd);
+}
+
 void ckpt_restore_settings(const unsigned char *img)
 {
 	const struct ckpt_header *h = (const void *)img;
@@ -339,10 +362,33 @@ void ckpt_restore_settings(const unsigned char *img)
 		prctl(PR_SET_DUMPABLE, p->dumpable, 0, 0, 0);
 	if (p->no_new_privs > 0)
 		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	if (p->child_subreaper > 0)
-		prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	if (p->timerslack_ns)
 		prctl(PR_SET_TIMERSLACK, p->timerslack_ns, 0, 0, 0);
+	restore_oom_score_adj(p->oom_score_adj);
+}
+
+#define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
+
+void ckpt_restore_own_settings(const unsigned char *img)
+{
+	const struct ckpt_proc *p = &((const struct ckpt_header *)img)->proc;
+	uint32_t bit;
+
+	if (p->child_subreaper > 0 &&
+	    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		fprintf(stderr,
+			"myrestart: cannot make the program a child subreaper "
+			"again: %s\n",
+			strerror(errno));
+	/* Each REGISTER_* command the program had made, made again for this
+	 * mm (registrations belong to the address space, not inherited). */
+	for (bit = 1; bit && bit < MEMBARRIER_CMD_GET_REGISTRATIONS; bit <<= 1)
+		if ((p->membarrier & bit) &&
+		    syscall(SYS_membarrier, bit, 0, 0) < 0)
+			fprintf(stderr,
+				"myrestart: cannot register membarrier command "
+				"%#x again: %s\n",
+				bit, strerror(errno));
 }
 
 /* Die the way the program died, so our parent (a shell, make) sees it. */

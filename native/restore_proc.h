@@ -37,8 +37,11 @@ struct fd_plan *ckpt_prepare_fds(const unsigned char *img, int floor,
 /* Close the rest but keep[], then move each fd to its number. */
 void ckpt_install_fds(const unsigned char *img, struct fd_plan *plan,
 		      const int *keep, int nr_keep);
-/* Directory, umask, name and prctl settings. */
+/* Directory, umask, name, prctl settings, oom_score_adj. */
 void ckpt_restore_settings(const unsigned char *img);
+/* What a fork does not inherit, in the process that becomes the program:
+ * the child subreaper flag, membarrier registrations. */
+void ckpt_restore_own_settings(const unsigned char *img);
 /*
  * Fork the process that becomes the program, under its original pid when
  * that can be had. Returns in that process only; myrestart itself stays as

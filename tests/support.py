@@ -567,6 +567,7 @@ TARGETS = (
     Target("corners", max_image=64 << 20),
     Target("sigstate"),  # pending signals and POSIX timers
     Target("rseq_own"),  # an rseq area of the program's own, not glibc's
+    Target("procset", ("settings",)),  # subreaper, oom_score_adj, membarrier
 )
 RESTARTABLE = tuple(t for t in TARGETS if t.restartable)
 

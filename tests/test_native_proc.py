@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 import pytest
-from support import MYRESTART, Target, checkpoint, finish, start_target, target_path
+from support import MYRESTART, Target, checkpoint, finish, restart, start_target, target_path
 
 NODUMP = Target("nodump")
 
@@ -78,3 +79,31 @@ def test_non_dumpable_again_after_checkpoint(procs, nobody_dir):
     original = start_target(procs, target_path("nodump"), image, preexec_fn=_as(user), cwd=work)
     checkpoint(original, image)
     finish(original, NODUMP)
+
+
+PROCSET = Target("procset", ("settings",))
+
+
+@pytest.mark.usefixtures("built")
+def test_settings_under_the_original_pid(procs, tmp_path):
+    """A fork does not inherit the subreaper flag or membarrier
+    registrations: they must be set in the process that gets the pid."""
+    image = tmp_path / "procset.img"
+    original = start_target(procs, target_path("procset"), image, ["settings"])
+    checkpoint(original, image)
+    original.kill()
+    # myrestart stays as the parent of the program, which has the pid
+    # (exit 16 if it cannot); stdin and stdout are shared with it.
+    finish(restart(procs, image, pid_mode="require"), PROCSET)
+
+
+@pytest.mark.usefixtures("built")
+def test_a_program_with_its_own_seccomp_filter_is_refused(procs, tmp_path):
+    image = tmp_path / "seccomp.img"
+    proc = start_target(procs, target_path("procset"), image, ["seccomp"])
+    os.kill(proc.pid, signal.SIGUSR2)
+    line = proc.wait_stderr("libckpt: ")
+    assert "seccomp filter" in line, proc.transcript()
+    assert not image.exists()
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+    finish(proc, Target("procset", ("seccomp",)))
