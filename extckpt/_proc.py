@@ -133,3 +133,31 @@ def open_mem(pid: int, name: str = "mem", write: bool = False) -> int:
         if e.errno == errno.ESRCH:
             raise NoSuchProcessError(f"no process with pid {pid}") from None
         raise
+
+
+# libckpt opens a handful of files while it checkpoints (/proc/self/status,
+# smaps, pagemap, the image): a process with fewer free descriptors than
+# this under its RLIMIT_NOFILE cannot be checkpointed.
+FDS_NEEDED = 8
+
+
+def fd_exhaustion(pid: int) -> str | None:
+    """A sentence if pid's open files leave too few free descriptors under
+    its soft RLIMIT_NOFILE, else None (also when it cannot be told)."""
+    try:
+        soft = None
+        for line in _read(pid, "limits").splitlines():
+            if line.startswith("Max open files"):
+                field = line.split()[3]
+                soft = None if field == "unlimited" else int(field)
+        if soft is None:
+            return None
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError, IndexError, NoSuchProcessError, PermissionDeniedError):
+        return None
+    if soft - used >= FDS_NEEDED:
+        return None
+    return (
+        f"the process has {used} files open and its RLIMIT_NOFILE soft limit is {soft}: "
+        f"libckpt had too few descriptors left to read the process's state and write the image"
+    )

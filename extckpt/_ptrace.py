@@ -36,6 +36,9 @@ PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_LISTEN = 0x4208
 PTRACE_EVENT_STOP = 128
+PTRACE_SYSCALL = 24
+PTRACE_O_TRACESYSGOOD = 1  # syscall-stops report SIGTRAP | 0x80
+_SYSGOOD_TRAP = signal.SIGTRAP | 0x80
 _WALL = 0x40000000
 _STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 
@@ -51,8 +54,9 @@ class Stop:
 
     kind: "signal" (signal-delivery-stop; signo is the signal), "group"
     (group-stop; signo the stop signal), "event" (PTRACE_INTERRUPT or other
-    PTRACE_EVENT stop), "exited" (signo = exit status) or "killed"
-    (signo = the fatal signal).
+    PTRACE_EVENT stop), "syscall" (syscall-entry or -exit stop, after
+    PTRACE_SYSCALL; signo is SIGTRAP), "exited" (signo = exit status) or
+    "killed" (signo = the fatal signal).
     """
 
     kind: str
@@ -71,6 +75,11 @@ class Regs:
     rdi: int
     rsi: int
     rdx: int
+    r10: int = 0
+    r8: int = 0
+    r9: int = 0
+    rax: int = 0
+    orig_rax: int = 0  # the system call's number at a syscall-stop
 
 
 def _raise(e: PtraceError, pid: int, what: str) -> None:
@@ -96,10 +105,12 @@ class Tracee:
     # ---- attach / detach -------------------------------------------------
 
     @classmethod
-    def seize(cls, pid: int) -> Tracee:
+    def seize(cls, pid: int, *, sysgood: bool = False) -> Tracee:
+        """PTRACE_SEIZE; sysgood: syscall-stops are told apart from
+        SIGTRAPs. Never PTRACE_O_EXITKILL: if we die, the process lives on."""
         t = cls(pid)
         try:
-            _pt.ptrace(PTRACE_SEIZE, pid, 0, 0)
+            _pt.ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD if sysgood else 0)
         except PtraceError as e:
             if e.errno == errno.EPERM:
                 tracer = _tracer_of(pid)
@@ -150,6 +161,14 @@ class Tracee:
             _raise(e, self.pid, "PTRACE_CONT")
         self.stopped = False
 
+    def syscall(self, sig: int = 0) -> None:
+        """Resume until the next syscall-entry or -exit stop (or signal)."""
+        try:
+            _pt.ptrace(PTRACE_SYSCALL, self.pid, 0, sig)
+        except PtraceError as e:
+            _raise(e, self.pid, "PTRACE_SYSCALL")
+        self.stopped = False
+
     def _resume_quietly(self) -> None:
         with contextlib.suppress(PtraceError):
             _pt.ptrace_cont(self.pid, 0)
@@ -176,6 +195,8 @@ class Tracee:
                 st = Stop("group" if sig in _STOP_SIGNALS else "event", sig, event)
             elif event:
                 st = Stop("event", sig, event)
+            elif sig == _SYSGOOD_TRAP:
+                st = Stop("syscall", signal.SIGTRAP)
             else:
                 st = Stop("signal", sig)
         if st.gone:
@@ -188,73 +209,53 @@ class Tracee:
     def wait(self, deadline: float, what: str = "the process to stop") -> Stop:
         """Wait for the next stop or the exit, until the monotonic deadline.
 
-        Tracer notifications come as SIGCHLD, which cannot be waited for with
-        a timeout without taking over the caller's signal handling; polling
-        with a short, growing sleep (at most 2 ms) is simple and cheap.
+        Every ptrace-stop sends us SIGCHLD: with it blocked in this thread,
+        sigtimedwait() wakes as soon as one comes (a syscall-stop every few
+        hundred microseconds during a checkpoint must not cost a sleep
+        each). Another thread of ours may take the signal instead, so each
+        wait is capped at 2 ms and waitpid() asked again: never slower than
+        polling. The caller's mask is restored before returning; a SIGCHLD
+        still pending then is what it would have had anyway.
         """
-        pause = 0.0001
-        while True:
-            st = self.poll()
-            if st is not None:
-                return st
-            now = time.monotonic()
-            if now >= deadline:
-                raise DeadlineError(
-                    f"gave up waiting for {what} (process {self.pid})",
-                    "Give it more time with --image-wait, or check what the process is doing.",
-                )
-            time.sleep(min(pause, deadline - now))
-            pause = min(pause * 2, 0.002)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            while True:
+                st = self.poll()
+                if st is not None:
+                    return st
+                now = time.monotonic()
+                if now >= deadline:
+                    raise DeadlineError(
+                        f"gave up waiting for {what} (process {self.pid})",
+                        "Give it more time with --image-wait, or check what the process is doing.",
+                    )
+                signal.sigtimedwait({signal.SIGCHLD}, min(0.002, deadline - now))
+        finally:
+            if signal.SIGCHLD not in old:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
     # ---- registers and memory (tracee must be stopped) ------------------
 
     def regs(self) -> Regs:
         r = self._getregs()
-        return Regs(rip=r.rip, rsp=r.rsp, rdi=r.rdi, rsi=r.rsi, rdx=r.rdx)
+        return Regs(
+            rip=r.rip,
+            rsp=r.rsp,
+            rdi=r.rdi,
+            rsi=r.rsi,
+            rdx=r.rdx,
+            r10=r.r10,
+            r8=r.r8,
+            r9=r.r9,
+            rax=r.rax,
+            orig_rax=r.orig_rax,
+        )
 
     def _getregs(self):
         try:
             return _pt.ptrace_getregs(self.pid)
         except PtraceError as e:
             _raise(e, self.pid, "PTRACE_GETREGS")
-
-    def set_rip(self, rip: int) -> None:
-        r = self._getregs()
-        r.rip = rip
-        try:
-            _pt.ptrace_setregs(self.pid, r)
-        except PtraceError as e:
-            _raise(e, self.pid, "PTRACE_SETREGS")
-
-    # x86-64 debug registers, at offsetof(struct user, u_debugreg) (sys/user.h).
-    _DEBUGREG = 848
-
-    def set_hw_breakpoint(self, addr: int) -> None:
-        """An execute breakpoint in debug register 0: no byte of the tracee's
-        memory changes (an int3 would turn the code page into a private
-        copy that a checkpoint stores, trap included)."""
-        try:
-            _pt.ptrace_pokeuser(self.pid, self._DEBUGREG + 0 * 8, addr)
-            _pt.ptrace_pokeuser(self.pid, self._DEBUGREG + 6 * 8, 0)  # DR6: status
-            # DR7: L0 enabled, RW0 = 00 (instruction), LEN0 = 00.
-            _pt.ptrace_pokeuser(self.pid, self._DEBUGREG + 7 * 8, 1)
-        except PtraceError as e:
-            _raise(e, self.pid, "PTRACE_POKEUSER (debug registers)")
-
-    def clear_hw_breakpoint(self) -> None:
-        try:
-            _pt.ptrace_pokeuser(self.pid, self._DEBUGREG + 7 * 8, 0)
-            _pt.ptrace_pokeuser(self.pid, self._DEBUGREG + 6 * 8, 0)
-            _pt.ptrace_pokeuser(self.pid, self._DEBUGREG + 0 * 8, 0)
-        except PtraceError as e:
-            _raise(e, self.pid, "PTRACE_POKEUSER (debug registers)")
-
-    def hw_breakpoint_hit(self) -> bool:
-        """DR6.B0: debug register 0's breakpoint caused the last SIGTRAP."""
-        try:
-            return bool(_pt.ptrace_peekuser(self.pid, self._DEBUGREG + 6 * 8) & 1)
-        except PtraceError as e:
-            _raise(e, self.pid, "PTRACE_PEEKUSER (debug registers)")
 
     def peek(self, addr: int) -> int:
         """The 8-byte word at addr (aligned down by the caller)."""

@@ -2,24 +2,33 @@
 """Checkpoint a running, preloaded process from outside, and know when the
 image is complete.
 
-libckpt.so calls the exported no-op ``ckpt_image_done(long err, const char
-*path, long writer)`` at the very end of its signal handler. We seize the
-process (no stray SIGSTOP), put a breakpoint on that function, send the
-trigger signal, and wait for the breakpoint's SIGTRAP: rdi is the error (0 or
-an errno), rsi the image's path, rdx the pid of a forked image writer
-(CKPT_FORK=1) or 0, and the process is held inside the handler while we look
-at (and optionally verify) the image.
+At the very end of its signal handler libckpt.so calls ``ckpt_image_done(long
+err, const char *path, long writer, u64 stamp)``, which makes one marker
+system call: getpid() with two magic words in r8 and r9 and the arguments in
+rdi, rsi, rdx and r10. We seize the process (no stray SIGSTOP, and never
+PTRACE_O_EXITKILL), send the trigger signal and run it with PTRACE_SYSCALL
+until the marker's syscall-entry stop: rdi is the error (0 or an errno), rsi
+the image's path, rdx the pid of a forked image writer (CKPT_FORK=1) or 0,
+r10 the image's created_ns, and the process is held inside the handler,
+its memory as in the image, while we look at (and optionally verify) it.
 
-The breakpoint is a hardware one (debug register 0), not an int3: writing an
-int3 into libckpt.so's code makes that page a private modified copy, which
-the checkpoint then stores - trap included - so the image would hold an
-int3 and verify would see it differ. A debug register changes no memory.
+Nothing of ours is left in the process at any instant: no breakpoint, no
+changed byte. If extckpt dies at any point - SIGKILL, a crash - the kernel
+detaches the process and it runs on (the marker call then simply runs).
+The cost is a stop at each system call of the checkpoint, a few per MiB
+written (the writer makes 1 MiB writes).
 
-Whatever happens - an error, a deadline, Ctrl-C - ``finally`` clears the
-breakpoint and detaches,
-so the process is never left stopped or traced by us. A process that was
-stopped (state T) before we came goes back to being stopped: the kernel
-re-instates a group-stop in effect when the tracer detaches.
+Whatever happens - an error, a deadline, Ctrl-C, SIGTERM, SIGHUP -
+``finally`` detaches, so the process is never left stopped or traced by us.
+A process that was stopped (state T) before we came goes back to being
+stopped: the kernel re-instates a group-stop in effect when the tracer
+detaches.
+
+The image is accepted only if its header's created_ns is this checkpoint's
+stamp (and its pid the process's): an older image left at the path, by a
+forked writer that failed (disk full) or by anyone, is never taken for the
+new one, and with --kill the image's every checksum is checked before the
+process is killed.
 """
 
 from __future__ import annotations
@@ -50,6 +59,11 @@ from .image import Image
 from .verify import VerifyResult, compare
 
 DONE_SYMBOL = "ckpt_image_done"
+# ckpt_image_done's marker call (native/libckpt.h: CKPT_DONE_MARK1/2).
+DONE_SYSCALL = 39  # getpid
+DONE_MARK1 = 0x6578746370745F64
+DONE_MARK2 = 0x6F6E655F6D61726B
+_ENOSYS = (-errno.ENOSYS) & 0xFFFFFFFFFFFFFFFF  # rax at a syscall-entry stop
 CLEANUP_WAIT = 5.0
 
 
@@ -177,45 +191,39 @@ def _read_library(pid: int, m: _proc.Mapping) -> bytes:
 class _Session:
     """The tracing state that ``finally`` must undo."""
 
-    def __init__(self, tracee: Tracee, bp: int) -> None:
+    def __init__(self, tracee: Tracee) -> None:
         self.t = tracee
-        self.bp = bp
-        self.armed = False  # debug register 0 holds our breakpoint
         self.deliver = 0  # signal to hand back when we detach
 
-    def at_breakpoint(self, st: Stop) -> bool:
-        return (
-            st.kind == "signal"
-            and st.signo == signal.SIGTRAP
-            and self.t.regs().rip == self.bp
-            and self.t.hw_breakpoint_hit()
-        )
-
-    def set_breakpoint(self) -> None:
-        self.armed = True
-        self.t.set_hw_breakpoint(self.bp)
-
-    def clear_breakpoint(self) -> None:
-        if self.armed:
-            self.t.clear_hw_breakpoint()
-            self.armed = False
+    def at_marker(self, st: Stop) -> bool:
+        """At the syscall-entry stop of ckpt_image_done's marker call."""
+        if st.kind != "syscall":
+            return False
+        r = self.t.regs()
+        return r.orig_rax == DONE_SYSCALL and r.rax == _ENOSYS and r.r8 == DONE_MARK1 and r.r9 == DONE_MARK2
 
     def release(self) -> None:
-        """Clear the breakpoint and detach. Safe at any point."""
+        """Detach. Safe at any point; Ctrl-C, SIGTERM and SIGHUP wait until
+        it is done (they are blocked meanwhile and arrive afterwards)."""
         t = self.t
         if not t.attached:
             return
-        if not t.stopped:
-            t.interrupt()
-            st = t.wait(time.monotonic() + CLEANUP_WAIT, "the process to stop for detaching")
-            if st.gone:
-                return
-            self.deliver = st.signo if st.kind == "signal" else 0
-        st = t.last
-        if self.armed and st is not None and self.at_breakpoint(st):
-            self.deliver = 0  # the SIGTRAP was ours
-        self.clear_breakpoint()
-        t.detach(self.deliver)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        try:
+            if not t.stopped:
+                t.interrupt()
+                st = t.wait(time.monotonic() + CLEANUP_WAIT, "the process to stop for detaching")
+                if st.gone:
+                    return
+                self.deliver = st.signo if st.kind == "signal" else 0
+            if t.last is not None and t.last.kind != "signal":
+                self.deliver = 0  # a syscall- or event-stop has no signal to give
+            t.detach(self.deliver)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 def _wait_writer(writer: int, deadline: float) -> None:
@@ -249,11 +257,10 @@ def attach(
     image is complete. Optionally verify the image while the process is still
     held at the end of the checkpoint, and optionally kill it afterwards."""
     t0 = time.monotonic()
-    started_ns = time.time_ns()
     deadline = t0 + image_wait
     target = inspect_target(pid)
-    tracee = Tracee.seize(pid)
-    s = _Session(tracee, target.done_addr)
+    tracee = Tracee.seize(pid, sysgood=True)
+    s = _Session(tracee)
     verdict: VerifyResult | None = None
     was_stopped = target.was_stopped
     killed = False
@@ -269,49 +276,44 @@ def attach(
                 continue
             was_stopped = was_stopped or st.kind == "group"
             break
-        s.set_breakpoint()
         os.kill(pid, target.signo)
-        tracee.cont(0)
+        tracee.syscall(0)
         while True:
             st = tracee.wait(deadline, f"the image of process {pid} to be written")
             ensure_gone_ok(tracee)
-            if st.kind == "signal":
-                if st.signo == signal.SIGTRAP and s.at_breakpoint(st):
+            if st.kind == "syscall":
+                if s.at_marker(st):
                     break
+                tracee.syscall(0)
+            elif st.kind == "signal":
                 s.deliver = st.signo  # ours, or another one: pass it through
-                tracee.cont(st.signo)
+                tracee.syscall(st.signo)
                 s.deliver = 0
             else:
                 # Interrupt or group-stop (someone sent SIGSTOP): keep going;
                 # the kernel stops it again when we detach.
                 was_stopped = was_stopped or st.kind == "group"
-                tracee.cont(0)
+                tracee.syscall(0)
         regs = tracee.regs()
-        s.clear_breakpoint()
-        s.deliver = 0  # the SIGTRAP was ours
         err = regs.rdi & 0xFFFFFFFFFFFFFFFF
         writer = regs.rdx & 0xFFFFFFFF
+        stamp = regs.r10 & 0xFFFFFFFFFFFFFFFF
         raw_path = tracee.read_cstring(regs.rsi) if regs.rsi else b""
         path = os.fsdecode(raw_path) or target.image_guess
         if not os.path.isabs(path):
             path = os.path.join(_proc.cwd(pid), path)
         if err:
-            name = errno.errorcode.get(err, str(err))
-            raise CheckpointFailedError(
-                f"the checkpoint of process {pid} failed: {os.strerror(err)} ({name}) writing {path}"
-            )
+            raise _failed(pid, err, path)
         if writer:
             _wait_writer(writer, deadline)
         with Image.open(path) as img:
-            if img.header.created_ns < started_ns - 1_000_000_000 or img.header.pid != pid:
-                raise CheckpointFailedError(
-                    f"the checkpoint of process {pid} did not write {path} (the file there is an older image)"
-                )
+            _check_stamp(img, pid, stamp, path, writer)
             if verify:
                 verdict = compare(img, pid, progress=progress)
+            if kill:
+                img.check_data()  # complete and valid, or the process lives
             size, nregions, stored = img.size, len(img.regions), img.stored_bytes
         if kill:
-            s.clear_breakpoint()
             tracee.kill(time.monotonic() + CLEANUP_WAIT)
             killed = True
     except DeadlineError as e:
@@ -330,6 +332,43 @@ def attach(
         verify=verdict,
         killed=killed,
         was_stopped=was_stopped,
+    )
+
+
+def _failed(pid: int, err: int, path: str) -> CheckpointFailedError:
+    name = errno.errorcode.get(err, str(err))
+    e = CheckpointFailedError(
+        f"the checkpoint of process {pid} failed: {os.strerror(err)} ({name}) writing {path}"
+    )
+    cause = _proc.fd_exhaustion(pid)
+    if cause:
+        e.message = f"the checkpoint of process {pid} failed: {cause}"
+        e.hint = fd_limit_hint(pid)
+    return e
+
+
+def _check_stamp(img: Image, pid: int, stamp: int, path: str, writer: int) -> None:
+    """The image at path must be the one this checkpoint wrote."""
+    h = img.header
+    if h.created_ns == stamp and h.pid == pid:
+        return
+    who = f"the forked image writer (pid {writer})" if writer else "the checkpoint"
+    raise CheckpointFailedError(
+        f"{who} of process {pid} did not complete {path}: the file there is another image "
+        f"(pid {h.pid}, created {_utc(h.created_ns)})",
+        "The `libckpt:` line on the program's stderr says why (a full disk, for one); "
+        "the program was left running.",
+    )
+
+
+def _utc(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ns / 1e9))
+
+
+def fd_limit_hint(pid: int) -> str:
+    return (
+        f"libckpt needs a few free file descriptors to checkpoint; raise the limit, e.g. "
+        f"`prlimit --pid {pid} --nofile=SOFT:HARD` with a larger SOFT, or close some files."
     )
 
 

@@ -14,6 +14,7 @@ import datetime
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,19 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, default=_json_default, indent=2))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: every `finally` runs, so a
+    process we hold is released before we exit."""
+
+    def __init__(self, signo: int) -> None:
+        super().__init__(signo)
+        self.signo = signo
+
+
+def _terminated(signo: int, _frame: Any) -> None:
+    raise Terminated(signo)
+
+
 def handle_errors(
     error_exit: Callable[[ExtckptError], int] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -83,9 +97,10 @@ def handle_errors(
                 if e.hint:
                     click.echo(f"  {e.hint}", err=True)
                 sys.exit(code)
-            except KeyboardInterrupt:
-                click.echo("extckpt: interrupted", err=True)
-                sys.exit(130)
+            except KeyboardInterrupt as e:
+                signo = e.signo if isinstance(e, Terminated) else signal.SIGINT
+                click.echo(f"extckpt: interrupted by {signal.Signals(signo).name}", err=True)
+                sys.exit(128 + signo)
 
         return wrapper
 
@@ -142,7 +157,9 @@ image, restart it later:
 )
 @click.version_option(__version__, prog_name="extckpt")
 def main() -> None:
-    pass
+    # `run` and `restart` exec: the kernel resets caught signals for PROG.
+    for signo in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signo, _terminated)
 
 
 # ---- run -----------------------------------------------------------------
@@ -238,12 +255,14 @@ def print_verify(v: VerifyResult) -> None:
 \b
 PID must have been started with `extckpt run` (or LD_PRELOAD=libckpt.so),
 be single-threaded and not traced. extckpt holds it with ptrace (no stray
-SIGSTOP), puts a hardware breakpoint on libckpt's ckpt_image_done, sends
-the trigger signal from the process's CKPT_SIGNAL (default SIGUSR2) and
-waits until the image at its CKPT_IMAGE (default <cwd>/myckpt) is complete.
-While the process is still held it compares the image with its memory
-(--verify), then lets it go on (or kills it with --kill). On any error or
-Ctrl-C the process is released as it was.
+SIGSTOP), sends the trigger signal from the process's CKPT_SIGNAL (default
+SIGUSR2) and follows its system calls until libckpt's marker call says the
+image at its CKPT_IMAGE (default <cwd>/myckpt) is complete. While the
+process is still held it compares the image with its memory (--verify),
+then lets it go on (or, once the new image's every checksum is checked,
+kills it with --kill). On any error, Ctrl-C, SIGTERM or SIGHUP the process
+is released as it was; if extckpt is killed, the kernel releases it and it
+runs on.
 \b
 Examples:
   extckpt attach 4242

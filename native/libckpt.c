@@ -89,18 +89,36 @@ __asm__(".text\n"
 	".size ckpt_restart_entry, .-ckpt_restart_entry\n");
 
 /*
- * A tracer (extckpt attach) puts a breakpoint here: when it is hit, the image
- * at path is complete (err == 0) or the checkpoint failed with errno err, and
- * the process is still inside the handler, its memory as in the image. With
- * forked checkpointing (CKPT_FORK=1), writer is the pid of the process still
- * writing the image (a copy of this one, frozen at the fork): the image is
- * complete when it has exited and the file exists. Otherwise writer is 0.
+ * Called when the image at path is complete (err == 0) or the checkpoint
+ * failed with errno err, while the process is still inside the handler, its
+ * memory as in the image. With forked checkpointing (CKPT_FORK=1), writer is
+ * the pid of the process still writing the image (a copy of this one, frozen
+ * at the fork), else 0; stamp is the image's created_ns, so that a tracer
+ * can tell this checkpoint's image from an older one left at the path.
+ *
+ * It tells a tracer (extckpt attach, which runs us with PTRACE_SYSCALL during
+ * the checkpoint) by one marker system call, getpid() with the arguments in
+ * registers: no breakpoint stays armed in us, so a tracer that dies at any
+ * instant leaves nothing behind - the kernel detaches us and the call just
+ * runs. Why getpid and not an unknown number that fails with ENOSYS: a
+ * seccomp filter inherited from a sandbox may kill the process for an
+ * unknown call; every filter lets a process ask its own pid.
  */
 CKPT_EXPORT __attribute__((noinline)) void ckpt_image_done(long err,
 							    const char *path,
-							    long writer)
+							    long writer,
+							    uint64_t stamp)
 {
-	__asm__ volatile("" : : "r"(err), "r"(path), "r"(writer) : "memory");
+	register long r10 __asm__("r10") = (long)stamp;
+	register long r8 __asm__("r8") = (long)CKPT_DONE_MARK1;
+	register long r9 __asm__("r9") = (long)CKPT_DONE_MARK2;
+	long ret = SYS_getpid;
+
+	__asm__ volatile("syscall"
+			 : "+a"(ret)
+			 : "D"(err), "S"(path), "d"(writer), "r"(r10), "r"(r8),
+			   "r"(r9)
+			 : "rcx", "r11", "memory");
 }
 
 /* ---- one checkpoint ---------------------------------------------------- */
@@ -144,7 +162,7 @@ void dump_free(struct dump *d)
 
 
 /* The synchronous checkpoint: the program waits until the image is whole. */
-static int checkpoint(const ucontext_t *uc, int sig)
+static int checkpoint(const ucontext_t *uc, int sig, uint64_t *stamp)
 {
 	struct dump *d = dump_new();
 	int err;
@@ -158,6 +176,7 @@ static int checkpoint(const ucontext_t *uc, int sig)
 		ckpt_log("cannot read the process's state", NULL, err);
 	else
 		err = write_checkpoint(d, getpid());
+	*stamp = d->hdr.created_ns;
 	dump_free(d);
 	return err;
 }
@@ -196,7 +215,8 @@ static int go_between(void *arg)
  * image while the program goes on at once; the pause is one fork's worth of
  * page-table copying, plus reading the fd table and process settings.
  */
-static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
+static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer,
+			     uint64_t *stamp)
 {
 	struct fork_args fa = { dump_new(), getpid(), -EAGAIN };
 	char *stack = NULL;
@@ -204,6 +224,8 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 	int status, err;
 
 	err = fa.d ? -prepare(fa.d, uc, sig, fa.self) : ENOMEM;
+	if (fa.d)
+		*stamp = fa.d->hdr.created_ns;
 	if (!err) {
 		stack = own_map(WRITER_STACK);
 		err = stack ? 0 : ENOMEM;
@@ -309,7 +331,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 			 "filter, which a restart cannot install again (its "
 			 "sandbox would be gone)",
 			 NULL, 0);
-		ckpt_image_done(EPERM, ckpt_image_path, 0);
+		ckpt_image_done(EPERM, ckpt_image_path, 0, 0);
 		ckpt_periodic_arm();
 		errno = saved_errno;
 		return;
@@ -319,23 +341,24 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		ckpt_log("refusing to checkpoint: the process has more than one "
 			 "thread (only single-threaded programs are supported)",
 			 NULL, 0);
-		ckpt_image_done(EBUSY, ckpt_image_path, 0);
+		ckpt_image_done(EBUSY, ckpt_image_path, 0, 0);
 		ckpt_periodic_arm();
 		errno = saved_errno;
 		return;
 	}
 	if (ckpt_save_resume(&ckpt_resume_ctx) == 0) {
 		pid_t writer = 0;
+		uint64_t stamp = 0;
 
 		dumpable_for_checkpoint();
 		if (ckpt_fork)
-			err = checkpoint_forked(uc, sig, &writer);
+			err = checkpoint_forked(uc, sig, &writer, &stamp);
 		else
-			err = checkpoint(uc, sig);
+			err = checkpoint(uc, sig, &stamp);
 		dumpable_restore();
 		/* A tracer holding us here sees memory as in the image. */
 		errno = saved_errno;
-		ckpt_image_done(err, ckpt_image_path, writer);
+		ckpt_image_done(err, ckpt_image_path, writer, stamp);
 		ckpt_periodic_arm(); /* the next one an interval from now */
 	} else {
 		ckpt_periodic_restarted();
