@@ -14,10 +14,12 @@ import contextlib
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from test_extckpt_cli import TIMEOUT, assert_released, cli, started, status
 
 import extckpt
 from extckpt.attach import DONE_MARK1, DONE_MARK2
+from extckpt.errors import CheckpointFailedError, ExitCode
 
 HERE = Path(__file__).resolve().parent
 NATIVE = HERE.parent / "native"
@@ -149,4 +152,64 @@ def test_attach_sigterm_releases(spin, tmp_path: Path) -> None:
         assert a.returncode == 128 + signal.SIGTERM, err
         assert b"interrupted by SIGTERM" in err
         assert p.poll() is None
+        assert_released(p.pid)
+
+
+# ---- item 5: a forked writer that fails -----------------------------------
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("NOT TESTED: mounting a small tmpfs needs root")
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_attach_kill_forked_writer_disk_full(spin, tmp_path: Path) -> None:
+    """CKPT_FORK=1, --no-verify --kill, and the disk fills up during the
+    forked write while an older valid image is at the path: attach says the
+    new image was not written (exit 8) and the program is not killed. Before
+    the stamp, the older image passed a 1 s freshness slack."""
+    with small_tmpfs(tmp_path / "small", "16m") as d:
+        image = d / "f.ckpt"
+        env = dict(os.environ, CKPT_FORK="1")
+        with started([str(spin), "4"], image=image, env=env) as p:
+            first = extckpt.attach(p.pid, verify=False)
+            assert first.image == str(image)
+            # Leave less room than one image takes: the next write fails.
+            free = os.statvfs(d).f_bavail * os.statvfs(d).f_frsize
+            with open(d / "filler", "wb") as f:
+                os.posix_fallocate(f.fileno(), 0, free - (1 << 20))
+            with pytest.raises(CheckpointFailedError) as e:
+                extckpt.attach(p.pid, verify=False, kill=True)
+            assert "forked image writer" in str(e.value.message), e.value.message
+            assert "another image" in e.value.message
+            assert p.poll() is None, "the program was killed"
+            assert_released(p.pid)
+            with extckpt.Image.open(image) as img:
+                img.check_data()  # the older image is still whole
+            r = cli("attach", "--no-verify", "--kill", str(p.pid), env=dict(os.environ))
+            assert r.returncode == ExitCode.CHECKPOINT_FAILED, r.stderr
+            assert "did not complete" in r.stderr and p.poll() is None
+
+
+# ---- item 11: RLIMIT_NOFILE exhausted in the target -----------------------
+
+
+def test_attach_names_exhausted_nofile(spin, tmp_path: Path) -> None:
+    """The target has every descriptor its RLIMIT_NOFILE allows open: attach
+    names that limit and how to raise it, not EBUSY."""
+    with started([str(spin)], image=tmp_path / "n.ckpt") as p:
+        used = len(os.listdir(f"/proc/{p.pid}/fd"))
+        _, hard = resource.prlimit(p.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(p.pid, resource.RLIMIT_NOFILE, (used, hard))
+        r = cli("attach", str(p.pid))
+        assert r.returncode == ExitCode.CHECKPOINT_FAILED, r.stderr
+        assert "RLIMIT_NOFILE" in r.stderr and f"{used} files open" in r.stderr, r.stderr
+        assert "prlimit --pid" in r.stderr and "EBUSY" not in r.stderr, r.stderr
         assert_released(p.pid)
