@@ -446,7 +446,8 @@ class Image:
         """Map and validate the header and tables (not the data checksums)."""
         p = Path(path)
         try:
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO must not hang us until a writer comes.
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise ImageOpenError(f"cannot open the image {p}: no such file") from None
         except IsADirectoryError:

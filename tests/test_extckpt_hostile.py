@@ -213,3 +213,18 @@ def test_attach_names_exhausted_nofile(spin, tmp_path: Path) -> None:
         assert "RLIMIT_NOFILE" in r.stderr and f"{used} files open" in r.stderr, r.stderr
         assert "prlimit --pid" in r.stderr and "EBUSY" not in r.stderr, r.stderr
         assert_released(p.pid)
+
+
+# ---- item 9: a FIFO where the image should be -----------------------------
+
+
+@pytest.mark.parametrize("command", ["show", "verify", "restart"])
+def test_fifo_image_refused_at_once(tmp_path: Path, command: str) -> None:
+    """show, verify and restart on a FIFO give the "not a regular file"
+    error at once; before, the open waited for a writer for ever."""
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    args = [command, str(fifo)] + (["1"] if command == "verify" else [])
+    r = cli(*args, timeout=10)
+    assert r.returncode == 2, r.stderr
+    assert f"the image path {fifo} is not a regular file" in r.stderr, r.stderr
