@@ -403,8 +403,16 @@ ckpt_image.h: 3-15 for a bad image, a changed file or a failed restore).
     help="Read all memory into place instead of mapping the image's larger runs "
     "copy-on-write: a slower restart, after which the program no longer uses the image file.",
 )
+@click.option(
+    "--any-owner",
+    is_flag=True,
+    help="Restart an image that is not yours (root's, for root) or that group or others "
+    "may write; it runs as you.",
+)
 @handle_errors()
-def restart(args: tuple[str, ...], verbose: bool, keep_stdio: bool, force_files: bool, copy: bool) -> None:
+def restart(
+    args: tuple[str, ...], *, verbose: bool, keep_stdio: bool, force_files: bool, copy: bool, any_owner: bool
+) -> None:
     positional = [i for i, a in enumerate(args) if not a.startswith("-")]
     if not positional:
         raise UsageError("no image to restart", "Example: extckpt restart /tmp/prog.ckpt")
@@ -420,7 +428,7 @@ def restart(args: tuple[str, ...], verbose: bool, keep_stdio: bool, force_files:
         if on
     ]
     options += [a for i, a in enumerate(args) if i != positional[-1]]
-    api_restart(image, options)
+    api_restart(image, options, any_owner=any_owner)
 
 
 # ---- show ----------------------------------------------------------------

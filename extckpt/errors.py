@@ -129,6 +129,14 @@ class DataCorruptError(ImageError):
     status = 11
 
 
+class ImageOwnerError(ImageError):
+    """The image is another user's, or others may write it: it would run
+    their code as the caller."""
+
+    status = 17
+    default_hint = "Restart it only if you trust who could write it: --any-owner does."
+
+
 # ---- process errors -----------------------------------------------------
 
 

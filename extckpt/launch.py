@@ -5,14 +5,16 @@ program keeps our pid and our terminal."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from . import signals as _signals
 from ._native import libckpt_path, myrestart_path
-from .errors import ProgramNotExecutableError, ProgramNotFoundError, UsageError
+from .errors import ImageOwnerError, ProgramNotExecutableError, ProgramNotFoundError, UsageError
 from .image import Image
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -84,8 +86,45 @@ def run(
         raise ProgramNotExecutableError(f"{prog}: cannot execute: {e.strerror}") from None
 
 
-def restart_argv(image: str | os.PathLike[str], options: Sequence[str] = ()) -> list[str]:
-    """Validate the image (all checksums) and return myrestart's argv."""
+def check_owner(image: str | os.PathLike[str]) -> None:
+    """An image runs as whoever restarts it: refuse one that is not the
+    caller's (root's, for root) or that group or others may write, as
+    myrestart does (CKPT_EXIT_OWNER) unless --any-owner."""
+    try:
+        st = os.stat(image)
+    except OSError:
+        return  # Image.open says what is wrong with the path
+    me = os.geteuid()
+    if st.st_uid != me:
+        raise ImageOwnerError(
+            f"{image} belongs to {_user(st.st_uid)}, not to you (uid {me}): "
+            "restarting it runs its code as you",
+            "If you trust its owner, restart with --any-owner.",
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "others" if st.st_mode & stat.S_IWOTH else "its group"
+        raise ImageOwnerError(
+            f"{image} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}): "
+            "anyone who could write it may have changed the program",
+            "If you trust it, `chmod go-w` it or restart with --any-owner.",
+        )
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def restart_argv(
+    image: str | os.PathLike[str], options: Sequence[str] = (), *, any_owner: bool = False
+) -> list[str]:
+    """Validate the image (owner, all checksums) and return myrestart's argv."""
+    if any_owner:
+        options = [*options, "--any-owner"]
+    else:
+        check_owner(image)
     with Image.open(image) as img:
         img.check_data()
     exe = str(myrestart_path())
@@ -95,8 +134,10 @@ def restart_argv(image: str | os.PathLike[str], options: Sequence[str] = ()) -> 
     return [exe, *options, path]
 
 
-def restart(image: str | os.PathLike[str], options: Sequence[str] = ()) -> NoReturn:
+def restart(
+    image: str | os.PathLike[str], options: Sequence[str] = (), *, any_owner: bool = False
+) -> NoReturn:
     """Exec the bundled myrestart on image. Does not return. myrestart checks
     the image again; the restored program gets this pid and terminal."""
-    argv = restart_argv(image, options)
+    argv = restart_argv(image, options, any_owner=any_owner)
     os.execv(argv[0], argv)

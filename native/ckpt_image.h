@@ -113,6 +113,7 @@
 #define CKPT_EXIT_RESTORE 14      /* failure after the point of no return */
 #define CKPT_EXIT_FILES 15        /* an open file changed: unsafe to go on */
 #define CKPT_EXIT_PID 16          /* --pid=require and the pid is not to be had */
+#define CKPT_EXIT_OWNER 17        /* another user's image, or writable by others */
 
 struct ckpt_sigaction { /* the kernel's struct for rt_sigaction(2) */
 	uint64_t handler;

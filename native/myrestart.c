@@ -184,12 +184,18 @@ static int open_exe(const unsigned char *img)
 	char path[4096];
 	size_t n = h->exe_name_len < sizeof(path) - 1 ? h->exe_name_len :
 							 sizeof(path) - 1;
+	struct stat st;
+	int fd;
 
 	if (!n)
 		return -1;
+
 	memcpy(path, img + h->strings_offset + h->exe_name_offset, n);
 	path[n] = '\0';
-	return open(path, O_RDONLY | O_CLOEXEC);
+	fd = ckpt_open_nowait(path, O_RDONLY, &st);
+	if (fd >= 0)
+		ckpt_need_regular(path, &st, "the program's executable");
+	return fd;
 }
 
 static const char *kind_name(int kind)
@@ -274,7 +280,8 @@ static void open_files(const unsigned char *img, int floor, int32_t *region_fd,
 
 	for (i = 0; i < h->nr_regions; i++) {
 		const struct ckpt_region *r = &regs[i];
-		char path[4096];
+		char path[4096], what[64];
+		struct stat st;
 		int fd, want_write;
 
 		region_fd[i] = -1;
@@ -293,11 +300,14 @@ static void open_files(const unsigned char *img, int floor, int32_t *region_fd,
 			check_mapped_file(img, r, region_fd[i], path, &buf);
 			continue;
 		}
-		fd = open(path, (want_write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		fd = ckpt_open_nowait(path, want_write ? O_RDWR : O_RDONLY, &st);
 		if (fd < 0)
 			ckpt_die(CKPT_EXIT_MISMATCH,
 			    "cannot open %s, mapped by the program at 0x%llx: %s",
 			    path, (unsigned long long)r->start, strerror(errno));
+		snprintf(what, sizeof(what), "mapped by the program at 0x%llx",
+			 (unsigned long long)r->start);
+		ckpt_need_regular(path, &st, what);
 		check_mapped_file(img, r, fd, path, &buf);
 		fd = ckpt_fd_above(fd, floor);
 		region_fd[i] = fd;
@@ -528,11 +538,64 @@ static uint64_t map_threshold(const unsigned char *img)
 	return min;
 }
 
+/* The login name of uid from /etc/passwd (no NSS in a static binary). */
+static void user_name(uid_t uid, char *buf, size_t size)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	char line[1024], *colon;
+	unsigned long id;
+
+	snprintf(buf, size, "uid %u", (unsigned)uid);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+
+		if (!p || !(p = strchr(p + 1, ':')))
+			continue;
+		id = strtoul(p + 1, &colon, 10);
+		if (*colon == ':' && id == uid) {
+			*strchr(line, ':') = '\0';
+			snprintf(buf, size, "%.64s (uid %u)", line, (unsigned)uid);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/*
+ * An image is a program that runs as whoever restarts it: one that another
+ * user wrote, or that others could have rewritten (a name in a shared
+ * directory, a planted file), runs their code as you. Only your own
+ * images (root's, for root), writable by no one else, unless --any-owner.
+ */
+static void check_owner(const char *path, const struct stat *st)
+{
+	char owner[128];
+
+	if (st->st_uid != geteuid()) {
+		user_name(st->st_uid, owner, sizeof(owner));
+		ckpt_die(CKPT_EXIT_OWNER,
+			 "%s belongs to %s, not to you (uid %u): restarting "
+			 "it runs its code as you; if you trust its owner, "
+			 "restart with --any-owner",
+			 path, owner, (unsigned)geteuid());
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		ckpt_die(CKPT_EXIT_OWNER,
+			 "%s is writable by %s (mode %04o): anyone who could "
+			 "write it may have changed the program; if you trust "
+			 "it, `chmod go-w` it or restart with --any-owner",
+			 path,
+			 (st->st_mode & S_IWOTH) ? "others" : "its group",
+			 (unsigned)(st->st_mode & 07777));
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: myrestart [-v] [--pid=try|never|require] [--keep-stdio] "
-		"[--force-files] [--copy] IMAGE\n"
+		"[--force-files] [--copy] [--any-owner] IMAGE\n"
 		"Restart the program saved in IMAGE (written by libckpt.so on "
 		"its checkpoint\nsignal). It continues with this process's pid; "
 		"its files are reopened at\ntheir numbers and offsets, and "
@@ -556,6 +619,9 @@ static void usage(FILE *out)
 		"copy-on-write (a faster restart;\n                 the "
 		"program then needs IMAGE not to be overwritten in place,\n"
 		"                 as cp onto it would: rm and mv are fine)\n"
+		"  --any-owner    restart an image that is not yours (root's, "
+		"for root) or that\n                 others may write: it runs "
+		"as you (exit 17 without it)\n"
 		"Exit statuses when it cannot restart: see README or "
 		"ckpt_image.h.\n");
 }
@@ -597,6 +663,8 @@ int main(int argc, char **argv)
 			opts.force_files = 1;
 		} else if (!strcmp(argv[i], "--copy")) {
 			opts.copy_memory = 1;
+		} else if (!strcmp(argv[i], "--any-owner")) {
+			opts.any_owner = 1;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
@@ -614,13 +682,6 @@ int main(int argc, char **argv)
 		ckpt_die(CKPT_EXIT_USAGE, "no image given");
 	}
 
-	/*
-	 * Signals sent to us from now on are meant for the program: they wait,
-	 * blocked, and reach its own handlers when it runs again.
-	 */
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, NULL);
-
 	/* O_NONBLOCK: a FIFO must not hang us until a writer comes. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
@@ -632,6 +693,8 @@ int main(int argc, char **argv)
 	if (!S_ISREG(st.st_mode))
 		ckpt_die(CKPT_EXIT_NOT_FILE, "%s is %s, not an image file", path,
 		    S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+	if (!opts.any_owner)
+		check_owner(path, &st);
 	if (st.st_size == 0)
 		ckpt_die(CKPT_EXIT_EMPTY, "%s: the image file is empty", path);
 	image_len = page_up((uint64_t)st.st_size);
@@ -723,6 +786,15 @@ int main(int argc, char **argv)
 	ckpt_restore_settings(img);
 	fflush(stdout);
 	fflush(stderr);
+	/*
+	 * Until here SIGINT and SIGTERM end myrestart, which has changed
+	 * nothing of the program's yet. Signals sent to us from now on are
+	 * meant for the program: they wait, blocked, and reach its own
+	 * handlers when it runs again; a parent left under the original pid
+	 * inherits them pending and passes them on (supervise()).
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
 	/* From here on, maybe in a child under the program's own pid. */
 	ckpt_claim_pid(img, &opts);
 	ckpt_restore_own_settings(img);

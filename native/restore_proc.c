@@ -82,12 +82,64 @@ static void fd_path(const unsigned char *img, const struct ckpt_fd *f,
 	buf[n] = '\0';
 }
 
+static const char *file_type_name(mode_t mode)
+{
+	return S_ISFIFO(mode) ? "a FIFO" :
+	       S_ISDIR(mode)  ? "a directory" :
+	       S_ISSOCK(mode) ? "a socket" :
+	       S_ISCHR(mode)  ? "a character device" :
+	       S_ISBLK(mode)  ? "a block device" : "not a regular file";
+}
+
+int ckpt_open_nowait(const char *path, int flags, struct stat *st)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC), fl;
+
+	/* A FIFO or socket: only looked at (its O_PATH fd), never opened. */
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st) < 0)
+		goto fail;
+	if (!S_ISREG(st->st_mode) && !S_ISCHR(st->st_mode) &&
+	    !S_ISBLK(st->st_mode))
+		return fd;
+	close(fd);
+	/* Swapped for a FIFO meanwhile: O_NONBLOCK still does not wait. */
+	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, st) < 0)
+		goto fail;
+	if (!(flags & O_NONBLOCK)) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			goto fail;
+	}
+	return fd;
+fail:
+	fl = errno;
+	close(fd);
+	errno = fl;
+	return -1;
+}
+
+void ckpt_need_regular(const char *path, const struct stat *st,
+		       const char *what)
+{
+	if (!S_ISREG(st->st_mode))
+		ckpt_die(CKPT_EXIT_FILES,
+			 "%s (%s) is %s now, not a regular file: put the file "
+			 "back to restart",
+			 path, what, file_type_name(st->st_mode));
+}
+
 /* A regular file: same inode, and not cut below where the program was. */
 static int reopen_file(const struct ckpt_fd *f, const char *path,
 		       const struct restore_opts *o)
 {
 	struct stat st;
-	int fd = open(path, (int)(f->flags & REOPEN_FLAGS) | O_CLOEXEC);
+	char what[64];
+	int fd = ckpt_open_nowait(path, (int)(f->flags & REOPEN_FLAGS), &st);
 
 	if (fd < 0)
 		ckpt_die(CKPT_EXIT_FILES,
@@ -95,9 +147,8 @@ static int reopen_file(const struct ckpt_fd *f, const char *path,
 			 "the file, or restart with --force-files to go on "
 			 "without it",
 			 path, f->fd, strerror(errno));
-	if (fstat(fd, &st) < 0)
-		ckpt_die(CKPT_EXIT_FILES, "cannot stat %s: %s", path,
-			 strerror(errno));
+	snprintf(what, sizeof(what), "the program's fd %d", f->fd);
+	ckpt_need_regular(path, &st, what);
 	if (((uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) &&
 	    !o->force_files)
 		ckpt_die(CKPT_EXIT_FILES,
@@ -174,10 +225,9 @@ static int recreate_ghost(const unsigned char *img, const struct ckpt_fd *f,
 static int reopen_char(const struct ckpt_fd *f, const char *path)
 {
 	struct stat st;
-	int fd = open(path, (int)(f->flags & REOPEN_FLAGS) | O_CLOEXEC |
-				    O_NOCTTY);
+	int fd = ckpt_open_nowait(path, (int)(f->flags & REOPEN_FLAGS), &st);
 
-	if (fd >= 0 && (fstat(fd, &st) < 0 || (uint64_t)st.st_rdev != f->rdev)) {
+	if (fd >= 0 && (!S_ISCHR(st.st_mode) || (uint64_t)st.st_rdev != f->rdev)) {
 		close(fd);
 		fd = -1;
 	}

@@ -12,6 +12,7 @@ struct restore_opts {
 	int keep_stdio;  /* fds 0-2: this process's, whatever they were */
 	int force_files; /* go on when an open file was replaced or cut */
 	int copy_memory; /* read memory into place, never map the image */
+	int any_owner;   /* restart an image of another user, or writable by others */
 	int verbose;
 };
 
@@ -26,6 +27,19 @@ struct fd_plan {
 __attribute__((noreturn, format(printf, 2, 3))) void ckpt_die(int status,
 							       const char *fmt,
 							       ...);
+
+/*
+ * Open path without waiting: open() of a FIFO put where a file was would
+ * wait for the other end. A FIFO or socket gets an O_PATH fd only (check
+ * st before use); anything else is opened with O_NONBLOCK, then given the
+ * flags asked for. st is its fstat. Returns the fd, or -1 with errno.
+ */
+struct stat;
+int ckpt_open_nowait(const char *path, int flags, struct stat *st);
+/* Die with CKPT_EXIT_FILES unless st is a regular file; what: "the
+ * program's fd 3", "mapped at 0x...", "the executable". */
+void ckpt_need_regular(const char *path, const struct stat *st,
+		       const char *what);
 
 /* Lowest fd number above all of the program's. */
 int ckpt_fd_floor(const unsigned char *img);

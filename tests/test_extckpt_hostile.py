@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import random
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,3 +231,162 @@ def test_fifo_image_refused_at_once(tmp_path: Path, command: str) -> None:
     r = cli(*args, timeout=10)
     assert r.returncode == 2, r.stderr
     assert f"the image path {fifo} is not a regular file" in r.stderr, r.stderr
+
+
+def _image_of(spin: Path, image: Path, *, stdout=subprocess.DEVNULL, mib: int = 0, preexec=None) -> None:
+    """A checkpoint of the spinner at image (the spinner is killed after)."""
+    env = dict(os.environ, LD_PRELOAD=str(extckpt_libckpt()), CKPT_IMAGE=str(image))
+    argv = [str(spin)] + ([str(mib)] if mib else [])
+    p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, preexec_fn=preexec)  # noqa: PLW1509
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "libckpt.so" not in Path(f"/proc/{p.pid}/maps").read_text() or not _ready(p.pid, mib):
+            assert p.poll() is None and time.monotonic() < deadline, "the spinner did not start"
+            time.sleep(0.005)
+        extckpt.attach(p.pid, verify=False, kill=True)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=TIMEOUT)
+
+
+def _ready(pid: int, mib: int) -> bool:
+    """The spinner has filled its memory (it spins in user code after)."""
+    rss = int(status(pid)["VmRSS"].split()[0])
+    return rss >= mib * 1024 and status(pid)["State"][0] == "R"
+
+
+def extckpt_libckpt() -> Path:
+    from extckpt._native import libckpt_path
+
+    return libckpt_path()
+
+
+def _myrestart(*args: str, timeout: float = 10, **kw) -> subprocess.CompletedProcess[str]:
+    from extckpt._native import myrestart_path
+
+    return subprocess.run(
+        [str(myrestart_path()), *args], capture_output=True, text=True, timeout=timeout, check=False, **kw
+    )
+
+
+# ---- item 2: an image planted by another user ------------------------------
+
+CKPT_EXIT_OWNER = 17
+
+
+@pytest.fixture
+def other_user() -> Iterator[tuple[int, int]]:
+    """A throwaway unprivileged user (uid, gid), removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("NOT TESTED: creating a second user needs root (useradd)")
+    name = f"ck15{os.getpid() % 100000}"
+    subprocess.run(["useradd", "-M", "-N", "-s", "/bin/false", name], check=True, timeout=30)
+    try:
+        pw = pwd.getpwnam(name)
+        yield pw.pw_uid, pw.pw_gid
+    finally:
+        subprocess.run(["userdel", name], check=False, timeout=30)
+
+
+def test_restart_refuses_foreign_image(spin, other_user, shared_dir: Path) -> None:
+    """An image that another user owns, or that others may write, is
+    refused by myrestart and by extckpt restart (status 17, owner and mode
+    named) before anything runs; --any-owner restarts it. Then as that user:
+    root's image is refused too."""
+    uid, gid = other_user
+    image = shared_dir / "planted.ckpt"
+    _image_of(spin, image)
+    os.chown(image, uid, gid)
+    r = _myrestart("--pid=never", str(image))
+    assert r.returncode == CKPT_EXIT_OWNER, r.stderr
+    assert f"(uid {uid}), not to you (uid 0)" in r.stderr and "--any-owner" in r.stderr, r.stderr
+    r = cli("restart", "--pid=never", str(image))
+    assert r.returncode == 2 and f"(uid {uid}), not to you" in r.stderr, r.stderr
+    os.chown(image, 0, 0)
+    os.chmod(image, 0o646)
+    r = _myrestart("--pid=never", str(image))
+    assert r.returncode == CKPT_EXIT_OWNER and "writable by others (mode 0646)" in r.stderr, r.stderr
+    os.chmod(image, 0o664)
+    r = cli("restart", "--pid=never", str(image))
+    assert r.returncode == 2 and "writable by its group (mode 0664)" in r.stderr, r.stderr
+    # Trusted explicitly: it restarts (the spinner runs until killed).
+    rp = subprocess.Popen(
+        [sys.executable, "-m", "extckpt.cli", "restart", "--any-owner", "--pid=never", str(image)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while Path(f"/proc/{rp.pid}/exe").resolve() != spin.resolve():
+            assert rp.poll() is None and time.monotonic() < deadline, rp.stderr.read()
+            time.sleep(0.005)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rp.pid, signal.SIGKILL)
+        rp.wait(timeout=TIMEOUT)
+    # The other user, given root's (readable) image.
+    os.chmod(image, 0o644)
+
+    def become() -> None:
+        os.setgid(gid)
+        os.setuid(uid)
+
+    r = _myrestart("--pid=never", str(image), preexec_fn=become)
+    assert r.returncode == CKPT_EXIT_OWNER and "belongs to root (uid 0)" in r.stderr, r.stderr
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the other user can reach (pytest's are root's, 0700)."""
+    d = Path(tempfile.mkdtemp(prefix="ck15-"))
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---- item 8: a FIFO where the program's file was ---------------------------
+
+
+def test_myrestart_refuses_fifo_for_open_file(spin, tmp_path: Path) -> None:
+    """The program's stdout was a file, replaced by a FIFO since: myrestart
+    says so with exit 15 at once (before, it waited in open() for ever with
+    every signal blocked)."""
+    out, image = tmp_path / "out.txt", tmp_path / "o.ckpt"
+    with open(out, "wb") as f:
+        _image_of(spin, image, stdout=f)
+    out.unlink()
+    os.mkfifo(out)
+    r = _myrestart("--pid=never", str(image))
+    assert r.returncode == 15, r.stderr
+    assert f"{out} (the program's fd 1) is a FIFO now, not a regular file" in r.stderr, r.stderr
+
+
+def test_myrestart_sigterm_before_point_of_no_return(spin, tmp_path: Path) -> None:
+    """SIGTERM while myrestart checks a large image ends myrestart: the
+    program (which ignores SIGTERM) is not restored. Before, every signal
+    was blocked from the start and the SIGTERM went to the program."""
+    image = tmp_path / "big.ckpt"
+    _image_of(spin, image, mib=256, preexec=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    from extckpt._native import myrestart_path
+
+    rp = subprocess.Popen(
+        [str(myrestart_path()), "--pid=never", "--copy", str(image)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while Path(f"/proc/{rp.pid}/exe").resolve() != myrestart_path().resolve():
+            assert time.monotonic() < deadline
+            time.sleep(0.0005)
+        rp.send_signal(signal.SIGTERM)
+        assert rp.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rp.pid, signal.SIGKILL)
+        rp.wait(timeout=TIMEOUT)
