@@ -146,10 +146,14 @@ Examples: start a program so that it can be checkpointed, checkpoint it
 from outside (the image is checked against the live process), look at the
 image, restart it later:
 \b
-  extckpt run --image /tmp/prog.ckpt -- ./prog arg1
-  extckpt attach PID            # writes /tmp/prog.ckpt, verifies it
-  extckpt show /tmp/prog.ckpt
-  extckpt restart /tmp/prog.ckpt
+  extckpt run --image ~/ckpt/prog.ckpt -- ./prog arg1
+  extckpt attach PID            # writes ~/ckpt/prog.ckpt, verifies it
+  extckpt show ~/ckpt/prog.ckpt
+  extckpt restart ~/ckpt/prog.ckpt
+\b
+Keep images in a directory of your own (mkdir -m 700 ~/ckpt), not /tmp: an
+image holds all of the program's memory, and whoever can write it runs code
+as you when you restart it.
 
 {EXIT_CODE_HELP}
 """,
@@ -176,7 +180,7 @@ and CKPT_SIGNAL to the trigger signal. Then `extckpt attach PID`, or
 `kill -USR2 PID`, writes the image.
 \b
 Example:
-  extckpt run --image /tmp/counter.ckpt -- ./counter 100
+  extckpt run --image ~/ckpt/counter.ckpt -- ./counter 100
 
 {EXIT_CODE_HELP}
 """,
@@ -329,7 +333,7 @@ Differences expected by design are listed apart, with their reason: the
 writable data of libckpt.so and the stack below the interrupted rsp.
 \b
 Example:
-  extckpt verify /tmp/prog.ckpt 4242
+  extckpt verify ~/ckpt/prog.ckpt 4242
 
 \b
 Exit codes:
@@ -375,8 +379,8 @@ Other myrestart options are passed on as they are, before or after IMAGE
 (the last argument that is not an option is the image).
 \b
 Examples:
-  extckpt restart /tmp/prog.ckpt
-  extckpt restart --keep-stdio -v /tmp/prog.ckpt
+  extckpt restart ~/ckpt/prog.ckpt
+  extckpt restart --keep-stdio -v ~/ckpt/prog.ckpt
 
 {EXIT_CODE_HELP}
 \b
@@ -415,7 +419,7 @@ def restart(
 ) -> None:
     positional = [i for i, a in enumerate(args) if not a.startswith("-")]
     if not positional:
-        raise UsageError("no image to restart", "Example: extckpt restart /tmp/prog.ckpt")
+        raise UsageError("no image to restart", "Example: extckpt restart ~/ckpt/prog.ckpt")
     image = args[positional[-1]]
     options = [
         flag
@@ -581,8 +585,8 @@ state (ok, BAD or unchecked) and its vmflags (noreserve, locked,
 dontfork...). --json has all of it, every rlimit and timer included.
 \b
 Examples:
-  extckpt show /tmp/prog.ckpt
-  extckpt show --no-check --json /tmp/prog.ckpt
+  extckpt show ~/ckpt/prog.ckpt
+  extckpt show --no-check --json ~/ckpt/prog.ckpt
 
 {EXIT_CODE_HELP}
 \b

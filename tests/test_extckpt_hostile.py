@@ -390,3 +390,24 @@ def test_myrestart_sigterm_before_point_of_no_return(spin, tmp_path: Path) -> No
         with contextlib.suppress(ProcessLookupError):
             os.kill(rp.pid, signal.SIGKILL)
         rp.wait(timeout=TIMEOUT)
+
+
+# ---- item 3: examples in a private directory -------------------------------
+
+
+@pytest.mark.parametrize("command", [None, "run", "attach", "verify", "restart", "show"])
+def test_help_examples_use_a_private_directory(command: str | None) -> None:
+    """No example puts an image in /tmp (a shared directory where another
+    user can plant or read one); the top help says why."""
+    r = cli(*([command] if command else []), "--help")
+    assert r.returncode == 0
+    examples = [line for line in r.stdout.splitlines() if "/tmp" in line and "not /tmp" not in line]
+    assert not examples, r.stdout
+    if command is None:
+        assert "mkdir -m 700 ~/ckpt" in r.stdout and "not /tmp" in r.stdout
+
+
+def test_readme_examples_use_a_private_directory() -> None:
+    for doc in ("README.md", "docs/cli.md"):
+        text = (HERE.parent / doc).read_text()
+        assert "/tmp" not in text.replace("not to\n/tmp", ""), doc
