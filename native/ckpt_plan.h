@@ -21,6 +21,8 @@ struct ckpt_special_move { /* one of our vDSO/vvar mappings */
 	uint64_t len;
 };
 
+#define CKPT_PLAN_ERRNAMES 76 /* up to EOVERFLOW */
+
 enum ckpt_plan_msg {
 	CKPT_MSG_PREFIX,
 	CKPT_MSG_PARK,
@@ -67,6 +69,9 @@ struct ckpt_plan {
 	int32_t nr_close_fds;
 	/* Messages live here: the blob has no data section of its own. */
 	char msg[CKPT_NR_MSGS][CKPT_PLAN_MSG_LEN];
+	/* errno names ("ENOMEM") by number, below CKPT_PLAN_ERRNAMES: the
+	 * likely ones of mmap, mremap, mprotect, prctl and friends. */
+	char errname[CKPT_PLAN_ERRNAMES][16];
 };
 
 /*

@@ -203,6 +203,9 @@ static int check_fds(const unsigned char *img, uint64_t next_data,
 	return 0;
 }
 
+static int check_itimers_slack(const struct ckpt_header *h,
+			       struct ckpt_verdict *v);
+
 static int check_timers_signals(const unsigned char *img,
 				struct ckpt_verdict *v)
 {
@@ -222,6 +225,73 @@ static int check_timers_signals(const unsigned char *img,
 			return fail(v, CKPT_EXIT_CORRUPT,
 				    "the image's pending signal %llu is corrupted",
 				    (unsigned long long)i);
+	return check_itimers_slack(h, v);
+}
+
+/*
+ * The kernel keeps timer values as signed 64-bit nanoseconds (ktime_t): an
+ * interval timer or a timer slack beyond that was never reported by it,
+ * and setitimer() or PR_SET_TIMERSLACK, after the point of no return,
+ * would clamp or refuse it.
+ */
+#define KTIME_MAX_NS ((uint64_t)INT64_MAX)
+
+static int check_itimers_slack(const struct ckpt_header *h,
+			       struct ckpt_verdict *v)
+{
+	static const char *const names[3] = { "ITIMER_REAL", "ITIMER_VIRTUAL",
+					      "ITIMER_PROF" };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		const struct ckpt_itimer *t = &h->proc.itimers[i];
+
+		if (t->interval_us > KTIME_MAX_NS / 1000 ||
+		    t->value_us > KTIME_MAX_NS / 1000)
+			return fail(v, CKPT_EXIT_CORRUPT,
+				    "the image's %s (interval %llu us, value "
+				    "%llu us) is beyond what the kernel keeps",
+				    names[i],
+				    (unsigned long long)t->interval_us,
+				    (unsigned long long)t->value_us);
+	}
+	if (h->proc.timerslack_ns > KTIME_MAX_NS)
+		return fail(v, CKPT_EXIT_CORRUPT,
+			    "the image's timer slack (%llu ns) is beyond what "
+			    "the kernel keeps",
+			    (unsigned long long)h->proc.timerslack_ns);
+	return 0;
+}
+
+int ckpt_check_limits(const void *img, const struct ckpt_limits *lim,
+		      struct ckpt_verdict *v)
+{
+	const struct ckpt_header *h = img;
+	const struct ckpt_region *regs =
+		(const void *)((const unsigned char *)img + h->regions_offset);
+	char name[256];
+
+	v->status = 0;
+	v->msg[0] = '\0';
+	/* Our blob, plan and stack and the image take a few more. */
+	if (h->nr_regions + CKPT_OWN_MAPS > lim->max_map_count)
+		return fail(v, CKPT_EXIT_RESOURCE,
+			    "the image has %llu memory regions; "
+			    "vm.max_map_count (%llu) allows fewer: raise it "
+			    "(sysctl vm.max_map_count=%llu) to restart",
+			    (unsigned long long)h->nr_regions,
+			    (unsigned long long)lim->max_map_count,
+			    (unsigned long long)(h->nr_regions + 1024));
+	if (h->nr_regions && regs[0].start < lim->mmap_min_addr &&
+	    !lim->may_map_low) {
+		ckpt_region_name(img, &regs[0], name, sizeof(name));
+		return fail(v, CKPT_EXIT_RESOURCE,
+			    "the image has memory at 0x%llx (%s), below "
+			    "vm.mmap_min_addr (0x%llx): restart as root "
+			    "(CAP_SYS_RAWIO) or lower vm.mmap_min_addr",
+			    (unsigned long long)regs[0].start, name,
+			    (unsigned long long)lim->mmap_min_addr);
+	}
 	return 0;
 }
 

@@ -38,6 +38,20 @@ int ckpt_check_region_data(const void *img, uint64_t region,
 			   struct ckpt_verdict *v);
 int ckpt_check_ghost_data(const void *img, struct ckpt_verdict *v);
 
+/*
+ * What this machine allows a restart: checked by ckpt_check_limits after
+ * ckpt_validate has passed, with CKPT_EXIT_RESOURCE. may_map_low: the
+ * restarter may map below mmap_min_addr (CAP_SYS_RAWIO).
+ */
+struct ckpt_limits {
+	uint64_t max_map_count;  /* vm.max_map_count */
+	uint64_t mmap_min_addr;  /* vm.mmap_min_addr */
+	int may_map_low;
+};
+#define CKPT_OWN_MAPS 16 /* myrestart's own mappings at the jump, at most */
+int ckpt_check_limits(const void *img, const struct ckpt_limits *lim,
+		      struct ckpt_verdict *v);
+
 /* Name of region r for messages: its path or [name], or "anonymous". */
 void ckpt_region_name(const void *img, const struct ckpt_region *r,
 		      char *buf, size_t size);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/rseq.h>
 #include <sys/stat.h>
@@ -224,6 +225,15 @@ static void check_mapped_file(const unsigned char *img,
 		ckpt_die(CKPT_EXIT_MISMATCH, "cannot stat %s: %s", path,
 		    strerror(errno));
 	mtime = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	/* Not one page of it to map: the program would die of SIGBUS. */
+	if (r->file_offset >= (uint64_t)st.st_size)
+		ckpt_die(CKPT_EXIT_MISMATCH,
+			 "%s is %lld bytes, but the program mapped it from "
+			 "offset %llu at 0x%llx: every access there would be "
+			 "a SIGBUS",
+			 path, (long long)st.st_size,
+			 (unsigned long long)r->file_offset,
+			 (unsigned long long)r->start);
 	if ((uint64_t)st.st_dev == r->dev && (uint64_t)st.st_ino == r->ino &&
 	    (uint64_t)st.st_size == r->file_size && mtime == r->mtime_ns)
 		return;
@@ -385,6 +395,13 @@ static void set_msgs(struct ckpt_plan *p)
 
 	for (i = 0; i < CKPT_NR_MSGS; i++)
 		snprintf(p->msg[i], sizeof(p->msg[i]), "%s", text[i]);
+	for (i = 1; i < CKPT_PLAN_ERRNAMES; i++) {
+		const char *name = strerrorname_np(i);
+
+		if (name)
+			snprintf(p->errname[i], sizeof(p->errname[i]), "%s",
+				 name);
+	}
 }
 
 /*
@@ -591,6 +608,48 @@ static void check_owner(const char *path, const struct stat *st)
 			 (unsigned)(st->st_mode & 07777));
 }
 
+static uint64_t read_sysctl(const char *path, uint64_t dflt)
+{
+	FILE *f = fopen(path, "re");
+	unsigned long long x;
+
+	if (!f)
+		return dflt;
+	if (fscanf(f, "%llu", &x) != 1)
+		x = dflt;
+	fclose(f);
+	return x;
+}
+
+/* CAP_SYS_RAWIO in our effective set: we may map below mmap_min_addr. */
+static int may_map_low(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return 0;
+	return !!(data[CAP_SYS_RAWIO / 32].effective &
+		  (1U << (CAP_SYS_RAWIO % 32)));
+}
+
+/*
+ * What this machine allows, checked before the point of no return: past
+ * it, too many regions or one below mmap_min_addr would end in exit 14.
+ */
+static void check_limits(const unsigned char *img, const char *path)
+{
+	struct ckpt_limits lim = {
+		.max_map_count = read_sysctl("/proc/sys/vm/max_map_count", 65530),
+		.mmap_min_addr = read_sysctl("/proc/sys/vm/mmap_min_addr", 65536),
+		.may_map_low = may_map_low(),
+	};
+	struct ckpt_verdict v;
+
+	if (ckpt_check_limits(img, &lim, &v))
+		ckpt_die(v.status, "%s: %s", path, v.msg);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -705,6 +764,7 @@ int main(int argc, char **argv)
 	if (ckpt_validate(img, (size_t)st.st_size, 0, &verdict))
 		ckpt_die(verdict.status, "%s: %s", path, verdict.msg);
 	check_data(img, path);
+	check_limits(img, path);
 	h = (const void *)img;
 	nr_regions = h->nr_regions;
 	/* Our own fds live above all of the program's numbers. */

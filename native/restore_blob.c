@@ -72,15 +72,21 @@ static void put_msg(const struct ckpt_plan *p, int what)
 	put(p->msg[what], str_len(p->msg[what]));
 }
 
-/* "myrestart: <what> at 0x...: errno 0x...", built from the plan's words. */
+/* "myrestart: <what> at 0x...: errno ENOMEM", built from the plan's
+ * words; an errno the plan has no name for in hex. */
 static void warn(const struct ckpt_plan *p, int what, uint64_t addr, long ret)
 {
+	uint64_t err = (uint64_t)-ret;
+
 	put_msg(p, CKPT_MSG_PREFIX);
 	put_msg(p, what);
 	put_msg(p, CKPT_MSG_AT);
 	put_hex(addr);
 	put_msg(p, CKPT_MSG_ERRNO);
-	put_hex((uint64_t)-ret);
+	if (err < CKPT_PLAN_ERRNAMES && p->errname[err][0])
+		put(p->errname[err], str_len(p->errname[err]));
+	else
+		put_hex(err);
 	put_msg(p, CKPT_MSG_NEWLINE);
 }
 

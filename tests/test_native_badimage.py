@@ -11,9 +11,12 @@ here by hand.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import struct
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 import support
@@ -292,3 +295,92 @@ def test_executable_touched_or_copied_restarts(procs, tmp_path):
 def test_good_image_still_restarts(procs, good_image):
     """The control: the undamaged image restarts and passes."""
     finish(support.restart(procs, good_image), Target("quiet"))
+
+
+# ---- refused before the point of no return (issue 15, item 10) --------------
+
+
+def reseal_tables(data: bytearray) -> bytearray:
+    """Recompute tables_checksum (regions to the end), then the header's."""
+    start = u64(data, "regions_offset")
+    struct.pack_into("<Q", data, off("tables_checksum"), xxhash.xxh64_intdigest(bytes(data[start:]), seed=0))
+    return reseal(data)
+
+
+def region_field(data: bytes | bytearray, index: int, field: str) -> int:
+    return (
+        u64(data, "regions_offset")
+        + index * FFI.sizeof("struct ckpt_region")
+        + FFI.offsetof("struct ckpt_region", field)
+    )
+
+
+@pytest.mark.parametrize("which", ["interval_us", "value_us"])
+def test_garbage_itimer(tmp_path, image_bytes, which):
+    """An interval timer beyond what the kernel keeps (signed 64-bit ns):
+    refused by name, before the point of no return (before, setitimer got
+    it after that point)."""
+    where = FFI.offsetof("struct ckpt_header", "proc") + FFI.offsetof("struct ckpt_proc", "itimers")
+    where += FFI.sizeof("struct ckpt_itimer") + FFI.offsetof("struct ckpt_itimer", which)
+    struct.pack_into("<Q", image_bytes, where, 1 << 62)
+    assert_refused(
+        run_myrestart(write(tmp_path, reseal(image_bytes))), "CKPT_EXIT_CORRUPT", mentions=["ITIMER_VIRTUAL"]
+    )
+
+
+def test_garbage_timer_slack(tmp_path, image_bytes):
+    struct.pack_into(
+        "<Q", image_bytes, off("proc") + FFI.offsetof("struct ckpt_proc", "timerslack_ns"), 1 << 63
+    )
+    assert_refused(
+        run_myrestart(write(tmp_path, reseal(image_bytes))), "CKPT_EXIT_CORRUPT", mentions=["timer slack"]
+    )
+
+
+def test_file_offset_beyond_the_file(tmp_path, image_bytes):
+    """A mapped file region whose offset lies beyond the file: refused with
+    the file named (before, the restored program died of SIGBUS later)."""
+    nr = u64(image_bytes, "nr_regions")
+    kinds = [
+        struct.unpack_from("<I", image_bytes, region_field(image_bytes, i, "kind"))[0] for i in range(nr)
+    ]
+    i = kinds.index(EXIT["CKPT_KIND_FILE"])
+    struct.pack_into("<Q", image_bytes, region_field(image_bytes, i, "file_offset"), 1 << 40)
+    line = assert_refused(run_myrestart(write(tmp_path, reseal_tables(image_bytes))), "CKPT_EXIT_MISMATCH")
+    assert "SIGBUS" in line and "offset 1099511627776" in line, line
+
+
+def test_region_below_mmap_min_addr(tmp_path, image_bytes):
+    """Memory at address 0, restarted by a user who may not map there
+    (no CAP_SYS_RAWIO): refused, naming vm.mmap_min_addr (before: exit 14
+    after the point of no return)."""
+    if os.geteuid() != 0:
+        pytest.skip("NOT TESTED: needs root to create the unprivileged user who restarts")
+    min_addr = int(Path("/proc/sys/vm/mmap_min_addr").read_text())
+    if min_addr == 0:
+        pytest.skip("NOT TESTED: vm.mmap_min_addr is 0 here")
+    struct.pack_into("<Q", image_bytes, region_field(image_bytes, 0, "start"), 0)
+    shared = Path(tempfile.mkdtemp(prefix="ck15-"))  # pytest's are 0700
+    os.chmod(shared, 0o755)
+    image = write(shared, reseal_tables(image_bytes))
+    name = f"ck15m{os.getpid() % 10000}"
+    subprocess.run(["useradd", "-M", "-N", "-s", "/bin/false", name], check=True, timeout=30)
+    try:
+        pw = pwd.getpwnam(name)
+        os.chown(image, pw.pw_uid, pw.pw_gid)
+
+        def become() -> None:
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+
+        r = subprocess.run(
+            [str(MYRESTART), "--pid=never", str(image)],
+            capture_output=True,
+            timeout=30,
+            preexec_fn=become,
+            check=False,
+        )
+    finally:
+        subprocess.run(["userdel", name], check=False, timeout=30)
+        shutil.rmtree(shared, ignore_errors=True)
+    assert_refused(r, "CKPT_EXIT_RESOURCE", mentions=["vm.mmap_min_addr", "0x0 "])

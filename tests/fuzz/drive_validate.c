@@ -290,6 +290,8 @@ static int run_one(unsigned char *buf, size_t len, int fix, int *is_new)
 		else if (ret0 != 0 && ret != ret0)
 			broken("check_data changed an earlier verdict", fix, want,
 			       ret, &v);
+		if (ret == 0 && (what = fz_check_limits(buf)))
+			broken(what, fix, want, ret, &v);
 		if (ret >= 0 && ret < 16)
 			by_status[ret]++;
 		*is_new |= new_class(verdict_class(&v));

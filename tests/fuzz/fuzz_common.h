@@ -75,6 +75,9 @@ static const struct fz_field fz_header_fields[] = {
 	FZ_H(strings_offset), FZ_H(strings_size), FZ_H(exe_name_offset),
 	FZ_H(exe_name_len), FZ_H(resume_entry), FZ_H(resume_stack),
 	FZ_H(rseq.addr), FZ_H(mm.auxv_size),
+	/* The timer values refused before the point of no return. */
+	FZ_H(proc.timerslack_ns), FZ_H(proc.itimers[0].interval_us),
+	FZ_H(proc.itimers[0].value_us), FZ_H(proc.itimers[2].value_us),
 };
 
 static const struct fz_field fz_region_fields[] = {
@@ -144,6 +147,26 @@ static inline const char *fz_contract(int ret, const struct ckpt_verdict *v,
 	if (memchr(v->msg, '\n', (size_t)(end - v->msg)))
 		return "the message has a newline";
 	return NULL;
+}
+
+/*
+ * After ckpt_validate passed: the machine's limits (ckpt_check_limits),
+ * small ones so that mutated region counts and addresses reach both
+ * refusals. Same contract, and only CKPT_EXIT_RESOURCE may come of it.
+ */
+static inline const char *fz_check_limits(const void *img)
+{
+	static const struct ckpt_limits lim = { 64, 65536, 0 };
+	struct ckpt_verdict v;
+	const char *what;
+	int ret;
+
+	memset(&v, 0xa5, sizeof(v));
+	ret = ckpt_check_limits(img, &lim, &v);
+	what = fz_contract(ret, &v, 0);
+	if (!what && ret && ret != CKPT_EXIT_RESOURCE)
+		what = "ckpt_check_limits gave another status than RESOURCE";
+	return what;
 }
 
 /* Feed one run's bytes to a region checksum: 1 MiB pieces (ckpt_image.h). */

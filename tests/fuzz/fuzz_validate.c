@@ -50,6 +50,10 @@ static void check(const unsigned char *data, size_t size, int fix)
 				fix, want, broken, ret);
 			abort();
 		}
+		if (ret == 0 && (broken = fz_check_limits(buf))) {
+			fprintf(stderr, "contract broken (limits): %s\n", broken);
+			abort();
+		}
 		/* check_data only adds checks after the others passed. */
 		if (want == 0)
 			ret0 = ret;
