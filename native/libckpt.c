@@ -155,7 +155,7 @@ static int checkpoint(const ucontext_t *uc, int sig)
 	if (err)
 		ckpt_log("cannot read the process's state", NULL, err);
 	else
-		err = write_checkpoint(d, getpid());
+		err = write_checkpoint(d);
 	dump_free(d);
 	return err;
 }
@@ -183,7 +183,7 @@ static int go_between(void *arg)
 		 * own session, so a Ctrl-C meant for the program does not cut
 		 * the image short. */
 		setsid();
-		syscall(SYS_exit_group, write_checkpoint(fa->d, fa->self) ? 1 : 0);
+		syscall(SYS_exit_group, write_checkpoint(fa->d) ? 1 : 0);
 	}
 	fa->writer = pid < 0 ? -errno : pid;
 	return 0;

@@ -247,7 +247,7 @@ int thread_count(void);
 /* dump_mem.c: the memory map and the pages to store (in the writer). */
 int collect_memory(struct dump *d);
 
-/* dump_write.c: write the image of d to a temporary file, rename it. */
-int write_checkpoint(struct dump *d, pid_t pid);
+/* dump_write.c: write the image of d to a new file of ours, rename it. */
+int write_checkpoint(struct dump *d);
 
 #endif /* LIBCKPT_H */
