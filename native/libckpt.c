@@ -160,9 +160,78 @@ static int checkpoint(const ucontext_t *uc, int sig)
 	return err;
 }
 
+/*
+ * The last forked writer, so that the next one can wait for it: its pid and
+ * its start time (field 22 of /proc/PID/stat), which tells it from a later
+ * process that got the same pid. Set by the go-between, in our memory.
+ */
+static struct {
+	pid_t pid;
+	uint64_t start;
+} ckpt_last_writer;
+
+/* A process's start time in clock ticks since boot; 0 if it is gone. */
+static uint64_t start_time(pid_t pid)
+{
+	struct logbuf lb = { .len = 0 };
+	char buf[1024];
+	uint64_t v = 0;
+	ssize_t len;
+	char *p;
+	int field;
+
+	lb_str(&lb, "/proc/");
+	lb_num(&lb, (unsigned)pid);
+	lb_str(&lb, "/stat");
+	lb.buf[lb.len] = '\0';
+	len = read_file(lb.buf, buf, sizeof(buf) - 1);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p)
+		return 0;
+	for (field = 2, p++; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	parse_dec(p, &v);
+	return v;
+}
+
+/*
+ * A pidfd of the last forked writer if it is still running, else -1. Open
+ * it first, then check the start time: if the pid was taken by another
+ * process in between, ours is gone anyway.
+ */
+static int last_writer_pidfd(void)
+{
+	int fd;
+
+	if (!ckpt_last_writer.pid)
+		return -1;
+	fd = (int)syscall(SYS_pidfd_open, ckpt_last_writer.pid, 0);
+	if (fd < 0)
+		return -1;
+	if (start_time(ckpt_last_writer.pid) != ckpt_last_writer.start) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Until the process of pidfd has exited (it is nobody's child of ours). */
+static void wait_pidfd(int pidfd)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	close(pidfd);
+}
+
 struct fork_args {
 	struct dump *d;
-	pid_t self;
+	int last_writer; /* pidfd of the writer before, or -1 */
 	long writer; /* set by the go-between: the writer's pid or -errno */
 };
 
@@ -171,6 +240,12 @@ struct fork_args {
  * we wait (CLONE_VFORK). It forks the writer - the one copy of the page
  * tables we pay for - and exits at once. The writer is then nobody's child
  * to reap: the program sees no SIGCHLD and keeps no zombie.
+ *
+ * Writers take turns: a writer first waits until the one before it has
+ * exited, so that images are written one at a time, in the order of the
+ * signals, and the last image renamed into place is the newest. The wait
+ * happens in the writer, not in the program, whose pause stays one fork;
+ * each waiting writer holds the pages the program changes meanwhile.
  */
 static int go_between(void *arg)
 {
@@ -183,9 +258,15 @@ static int go_between(void *arg)
 		 * own session, so a Ctrl-C meant for the program does not cut
 		 * the image short. */
 		setsid();
+		if (fa->last_writer >= 0)
+			wait_pidfd(fa->last_writer);
 		syscall(SYS_exit_group, write_checkpoint(fa->d) ? 1 : 0);
 	}
 	fa->writer = pid < 0 ? -errno : pid;
+	if (pid > 0) {
+		ckpt_last_writer.pid = (pid_t)pid;
+		ckpt_last_writer.start = start_time((pid_t)pid);
+	}
 	return 0;
 }
 
@@ -196,17 +277,19 @@ static int go_between(void *arg)
  */
 static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 {
-	struct fork_args fa = { dump_new(), getpid(), -EAGAIN };
+	struct fork_args fa = { dump_new(), -1, -EAGAIN };
 	char *stack = NULL;
 	long child;
 	int status, err;
 
-	err = fa.d ? -prepare(fa.d, uc, sig, fa.self) : ENOMEM;
+	err = fa.d ? -prepare(fa.d, uc, sig, getpid()) : ENOMEM;
 	if (!err) {
 		stack = own_map(WRITER_STACK);
 		err = stack ? 0 : ENOMEM;
 	}
 	if (!err) {
+		/* After prepare(): the image does not list this fd. */
+		fa.last_writer = last_writer_pidfd();
 		child = clone(go_between, stack + WRITER_STACK,
 			      CLONE_VM | CLONE_VFORK, &fa);
 		if (child < 0) {
@@ -219,6 +302,8 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 			if (fa.writer < 0)
 				err = (int)-fa.writer;
 		}
+		if (fa.last_writer >= 0)
+			close(fa.last_writer);
 	}
 	if (stack)
 		own_unmap(stack, WRITER_STACK);
@@ -230,6 +315,12 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 	}
 	*writer = (pid_t)fa.writer;
 	return 0;
+}
+
+/* Back from a restart, in the handler: forget what belonged to the old life. */
+static void resumed(void)
+{
+	ckpt_last_writer.pid = 0; /* a pid of the process before the restart */
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
@@ -268,6 +359,8 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		/* A tracer holding us here sees memory as in the image. */
 		errno = saved_errno;
 		ckpt_image_done(err, ckpt_image_path, writer);
+	} else {
+		resumed();
 	}
 	/* Both after the checkpoint and after a restart: return through the
 	 * kernel's signal frame, which holds every register of the program. */
