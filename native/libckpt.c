@@ -31,6 +31,19 @@ char ckpt_image_path[PATH_MAX];
 int ckpt_program_errno;
 volatile unsigned ckpt_eintr_gen;
 
+/*
+ * Only the process libckpt was started for writes its image. Its children
+ * inherit LD_PRELOAD and CKPT_IMAGE, and a signal to the process group
+ * reaches them too: they must neither write over its image nor die of the
+ * signal. The first process marks the environment with its pid; a process
+ * that finds another pid there descends from it (exec), and one whose pid
+ * is not the owner's was forked from it. The mark lives in our memory, so
+ * that a restart under another pid can put the new one in place.
+ */
+#define OWNER_VAR "CKPT_OWNER_PID"
+static char ckpt_owner_env[sizeof(OWNER_VAR "=") + 12] = OWNER_VAR "=";
+static pid_t ckpt_owner;
+
 /* ---- the resume point ------------------------------------------------- */
 
 struct ckpt_resume_ctx ckpt_resume_ctx;
@@ -317,10 +330,39 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer)
 	return 0;
 }
 
+/* Write pid into our CKPT_OWNER_PID=... string, in place: no allocation. */
+static void set_owner(pid_t pid)
+{
+	struct logbuf lb = { .len = 0 };
+	size_t at = sizeof(OWNER_VAR "=") - 1;
+
+	lb_num(&lb, (unsigned)pid);
+	memcpy(ckpt_owner_env + at, lb.buf, lb.len);
+	ckpt_owner_env[at + lb.len] = '\0';
+	ckpt_owner = pid;
+}
+
 /* Back from a restart, in the handler: forget what belonged to the old life. */
 static void resumed(void)
 {
 	ckpt_last_writer.pid = 0; /* a pid of the process before the restart */
+	set_owner(getpid()); /* children started from now on know us */
+}
+
+/* A child of the program got the checkpoint signal: it ignores it. */
+static void not_the_owner(void)
+{
+	struct logbuf lb = { .len = 0 };
+
+	lb_str(&lb, "not checkpointing process ");
+	lb_num(&lb, (unsigned)getpid());
+	lb_str(&lb, ": it is a child of process ");
+	lb_num(&lb, (unsigned)ckpt_owner);
+	lb_str(&lb, ", the one whose image this is (children are not "
+		    "checkpointed; signal that process alone)");
+	lb.buf[lb.len] = '\0';
+	ckpt_log(lb.buf, NULL, 0);
+	ckpt_image_done(ECHILD, ckpt_image_path, 0);
 }
 
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
@@ -340,6 +382,11 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	if (uc->uc_mcontext.gregs[REG_RAX] == -EINTR &&
 	    uc->uc_mcontext.gregs[REG_RCX] == uc->uc_mcontext.gregs[REG_RIP])
 		ckpt_eintr_gen++;
+	if (getpid() != ckpt_owner) {
+		not_the_owner();
+		errno = saved_errno;
+		return;
+	}
 	nthreads = thread_count();
 	if (nthreads != 1) {
 		ckpt_log("refusing to checkpoint: the process has more than one "
@@ -404,6 +451,25 @@ static int parse_signal(const char *s)
 	return 0;
 }
 
+/* Who owns the image: this process, or the one in the environment's mark. */
+static int init_owner(void)
+{
+	const char *mark = getenv(OWNER_VAR);
+	uint64_t pid;
+
+	if (mark && *mark && *parse_dec(mark, &pid) == '\0' && pid) {
+		ckpt_owner = (pid_t)pid; /* ours if we are it, after an exec */
+		return 0;
+	}
+	set_owner(getpid());
+	if (putenv(ckpt_owner_env) < 0) {
+		ckpt_log("cannot mark the environment for children; not armed",
+			 NULL, errno);
+		return -1;
+	}
+	return 0;
+}
+
 __attribute__((constructor)) static void ckpt_init(void)
 {
 	const char *image = getenv("CKPT_IMAGE");
@@ -437,6 +503,8 @@ __attribute__((constructor)) static void ckpt_init(void)
 	ckpt_verbose = flag && *flag && *flag != '0';
 	flag = getenv("CKPT_FORK");
 	ckpt_fork = flag && *flag && *flag != '0';
+	if (init_owner() < 0)
+		return;
 
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = ckpt_handler;
