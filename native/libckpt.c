@@ -30,6 +30,7 @@ int ckpt_verbose;
 char ckpt_image_path[PATH_MAX];
 int ckpt_program_errno;
 volatile unsigned ckpt_eintr_gen;
+volatile unsigned ckpt_signal_gen;
 
 /*
  * Only the process libckpt was started for writes its image. Its children
@@ -237,7 +238,8 @@ static void wait_pidfd(int pidfd)
 {
 	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
 
-	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+	while (syscall(SYS_ppoll, &pfd, 1UL, NULL, NULL, 0UL) < 0 &&
+	       errno == EINTR)
 		;
 	close(pidfd);
 }
@@ -373,6 +375,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	long err;
 
 	(void)si;
+	ckpt_signal_gen++; /* a write it cut short is finished (eintr.c) */
 	ckpt_program_errno = saved_errno;
 	/* No buffer of ours exists between checkpoints; a restarted process
 	 * inherits the list as it was in the middle of writing its image. */
@@ -477,6 +480,7 @@ __attribute__((constructor)) static void ckpt_init(void)
 	const char *flag;
 	struct sigaction act;
 
+	ckpt_eintr_init();
 	if (ckpt_interpose_init() < 0) {
 		ckpt_log("cannot find libc's signal functions; not armed", NULL, 0);
 		return;

@@ -86,6 +86,14 @@ extern int ckpt_program_errno;
  */
 extern volatile unsigned ckpt_eintr_gen;
 
+/*
+ * Bumped by every run of the handler: a blocking write() it cut short is
+ * finished by the wrapper in eintr.c. ckpt_eintr_init() finds libc's
+ * write functions (from the constructor, not the handler).
+ */
+extern volatile unsigned ckpt_signal_gen;
+void ckpt_eintr_init(void);
+
 /* ---- the resume point (libckpt.c) ------------------------------------ */
 
 /*
