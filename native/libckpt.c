@@ -126,8 +126,8 @@ struct dump *dump_new(void)
 	if (!d)
 		return NULL;
 	d->pagemap_fd = -1;
-	d->strings = own_map(STRINGS_CAP);
-	d->fds = own_map(MAX_FDS * sizeof(*d->fds));
+	d->strings = own_map(STRINGS_START);
+	d->strings_cap = STRINGS_START;
 	return d;
 }
 
@@ -148,9 +148,9 @@ void dump_free(struct dump *d)
 	if (d->pagemap_fd >= 0)
 		close(d->pagemap_fd);
 	if (d->strings)
-		own_unmap(d->strings, STRINGS_CAP);
+		own_unmap(d->strings, d->strings_cap);
 	if (d->fds)
-		own_unmap(d->fds, MAX_FDS * sizeof(*d->fds));
+		own_unmap(d->fds, d->fds_cap * sizeof(*d->fds));
 	own_unmap(d, sizeof(*d));
 }
 
@@ -391,6 +391,15 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		return;
 	}
 	nthreads = thread_count();
+	if (nthreads < 0) {
+		/* Not a guess at the threads: the real cause (often every fd
+		 * in use, which the log line turns into the limit to raise). */
+		ckpt_log("cannot checkpoint: cannot read /proc/self/stat", NULL,
+			 -nthreads);
+		ckpt_image_done(-nthreads, ckpt_image_path, 0);
+		errno = saved_errno;
+		return;
+	}
 	if (nthreads != 1) {
 		ckpt_log("refusing to checkpoint: the process has more than one "
 			 "thread (only single-threaded programs are supported)",
