@@ -30,6 +30,34 @@ void lb_num(struct logbuf *lb, unsigned long long v)
 		lb->buf[lb->len++] = tmp[--n];
 }
 
+/*
+ * A failure that a resource limit caused: name the limit and its value, so
+ * that the user knows what to raise (the errno alone blames memory or
+ * "too many files" in general).
+ */
+static void lb_limit_hint(struct logbuf *lb, int err)
+{
+	struct rlimit rl;
+	int res = err == ENOMEM ? RLIMIT_AS : RLIMIT_NOFILE;
+
+	if ((err != ENOMEM && err != EMFILE) ||
+	    syscall(SYS_prlimit64, 0, res, NULL, &rl) < 0 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return;
+	if (err == ENOMEM) {
+		lb_str(lb, " (RLIMIT_AS limits the address space to ");
+		lb_num(lb, rl.rlim_cur >> 10);
+		lb_str(lb, " KiB and a checkpoint needs a few MiB more: "
+			   "raise it, e.g. ulimit -v)");
+	} else {
+		lb_str(lb, " (all ");
+		lb_num(lb, rl.rlim_cur);
+		lb_str(lb, " file descriptors RLIMIT_NOFILE allows are in use "
+			   "and a checkpoint needs a few more: raise it, e.g. "
+			   "ulimit -n, or close some)");
+	}
+}
+
 void ckpt_log(const char *what, const char *path, int err)
 {
 	struct logbuf lb = { .len = 0 };
@@ -51,6 +79,7 @@ void ckpt_log(const char *what, const char *path, int err)
 			lb_str(&lb, "errno ");
 			lb_num(&lb, (unsigned)err);
 		}
+		lb_limit_hint(&lb, err);
 	}
 	lb.buf[lb.len++] = '\n';
 	if (write(STDERR_FILENO, lb.buf, lb.len) < 0) {
@@ -182,12 +211,52 @@ void own_unmap(void *p, size_t len)
 	munmap(p, len);
 }
 
+int own_remap(void **p, size_t len, size_t new_len)
+{
+	void *q = mremap(*p, len, new_len, MREMAP_MAYMOVE);
+	int i;
+
+	if (q == MAP_FAILED)
+		return -errno;
+	for (i = 0; i < ckpt_nr_own; i++)
+		if (ckpt_own[i].lo == (uint64_t)(uintptr_t)*p) {
+			ckpt_own[i].lo = (uint64_t)(uintptr_t)q;
+			ckpt_own[i].hi = ((uint64_t)(uintptr_t)q + new_len +
+					  PAGE_SZ - 1) & ~(PAGE_SZ - 1);
+			break;
+		}
+	*p = q;
+	return 0;
+}
+
+int ensure_strings(struct dump *d, size_t len)
+{
+	size_t cap = d->strings_cap;
+	void *p = d->strings;
+	int err;
+
+	if (len <= cap - d->strings_len)
+		return 0;
+	if (d->strings_fixed)
+		return -ENOMEM; /* moving it now would change what smaps said */
+	while (len > cap - d->strings_len)
+		cap *= 2;
+	err = own_remap(&p, d->strings_cap, cap);
+	if (err)
+		return err;
+	d->strings = p;
+	d->strings_cap = cap;
+	return 0;
+}
+
 uint32_t add_string(struct dump *d, const char *s, size_t len)
 {
 	uint32_t off = (uint32_t)d->strings_len;
 
-	if (len > STRINGS_CAP - d->strings_len)
-		len = 0; /* cannot happen below vm.max_map_count */
+	if (ensure_strings(d, len) < 0) {
+		d->nomem = 1;
+		return off; /* the checkpoint fails: prepare() and parse_maps() */
+	}
 	memcpy(d->strings + d->strings_len, s, len);
 	d->strings_len += len;
 	return off;

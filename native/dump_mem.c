@@ -9,11 +9,53 @@
  */
 #include "libckpt.h"
 
-/* Read /proc/self/smaps whole, growing the buffer until it fits. */
+/*
+ * The lines and bytes of /proc/self/maps, read through a small buffer: every
+ * name smaps will give is in there, and smaps adds well under 1 KiB of
+ * fields per mapping.
+ */
+static int measure_maps(size_t *lines, size_t *bytes)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	char buf[4096];
+	ssize_t n, i;
+
+	*lines = *bytes = 0;
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = -errno;
+			close(fd);
+			return (int)n;
+		}
+		*bytes += (size_t)n;
+		for (i = 0; i < n; i++)
+			*lines += buf[i] == '\n';
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Read /proc/self/smaps whole into a buffer sized from /proc/self/maps,
+ * growing it if that was not enough. Room for every name in it is made in
+ * the strings first: they may not move once smaps has been read.
+ */
 static int read_maps(struct dump *d)
 {
-	size_t cap = 4UL << 20;
+	size_t lines, bytes, cap;
+	int err;
 
+	err = measure_maps(&lines, &bytes);
+	if (!err)
+		err = ensure_strings(d, bytes + PAGE_SZ);
+	if (err)
+		return err;
+	d->strings_fixed = 1;
+	cap = (bytes + (lines + 8) * 1024 + PAGE_SZ - 1) & ~(PAGE_SZ - 1);
 	for (;;) {
 		ssize_t len;
 
@@ -30,7 +72,7 @@ static int read_maps(struct dump *d)
 		}
 		own_unmap(d->maps, cap);
 		d->maps = NULL;
-		cap *= 4;
+		cap *= 2;
 	}
 }
 
@@ -248,6 +290,8 @@ static int parse_maps(struct dump *d)
 			r.ino = ino;
 		add_region_from(d, &r, 0);
 	}
+	if (d->nomem)
+		return -ENOMEM; /* a name did not fit in the strings */
 	for (i = 0; i < d->nr_regions; i++) {
 		struct ckpt_region *r = &d->regions[i];
 

@@ -8,6 +8,7 @@
  */
 #include "libckpt.h"
 
+/* The number of threads of the process, or -errno if it cannot be read. */
 int thread_count(void)
 {
 	char buf[1024];
@@ -17,11 +18,11 @@ int thread_count(void)
 	int field;
 
 	if (len <= 0)
-		return -1;
+		return len < 0 ? (int)len : -EIO;
 	buf[len] = '\0';
 	p = strrchr(buf, ')'); /* the command name may hold spaces */
 	if (!p)
-		return -1;
+		return -EIO;
 	/* After ") " comes field 3 (state); num_threads is field 20. */
 	for (field = 2, p++; *p && field < 20; p++)
 		if (*p == ' ')
@@ -149,6 +150,37 @@ static void collect_fd(struct dump *d, int fd)
 	d->nr_fds++;
 }
 
+struct linux_dirent64 {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+/* How many entries /proc/self/fd lists (our own dir fd among them). */
+static long count_fds(int dir)
+{
+	char buf[4096];
+	long n, count = 0;
+
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
+		long off = 0;
+
+		while (off < n) {
+			struct linux_dirent64 *de = (void *)(buf + off);
+
+			off += de->reclen;
+			count += de->name[0] >= '0' && de->name[0] <= '9';
+		}
+	}
+	if (n < 0)
+		return -errno;
+	if (lseek(dir, 0, SEEK_SET) < 0)
+		return -errno;
+	return count;
+}
+
 /* The program's open fds, in order, before we open any of our own. */
 static int collect_fds(struct dump *d)
 {
@@ -158,24 +190,29 @@ static int collect_fds(struct dump *d)
 
 	if (dir < 0)
 		return -errno;
+	/* A table for the fds there are, not for the most there could be. */
+	n = count_fds(dir);
+	if (n >= 0) {
+		d->fds_cap = (size_t)n + 1;
+		d->fds = own_map(d->fds_cap * sizeof(*d->fds));
+		n = d->fds ? 0 : -ENOMEM;
+	}
+	if (n < 0) {
+		close(dir);
+		return (int)n;
+	}
 	while ((n = syscall(SYS_getdents64, dir, buf, sizeof(buf))) > 0) {
 		long off = 0;
 
 		while (off < n) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *de = (void *)(buf + off);
+			struct linux_dirent64 *de = (void *)(buf + off);
 			uint64_t fd;
 
 			off += de->reclen;
 			if (de->name[0] < '0' || de->name[0] > '9')
 				continue;
 			parse_dec(de->name, &fd);
-			if ((int)fd != dir && d->nr_fds < MAX_FDS)
+			if ((int)fd != dir && d->nr_fds < d->fds_cap)
 				collect_fd(d, (int)fd);
 		}
 	}
@@ -405,10 +442,13 @@ static void collect_signals(struct dump *d)
 /* What must be taken at the instant of the checkpoint, before any fork. */
 int prepare(struct dump *d, const ucontext_t *uc, int sig, pid_t pid)
 {
-	if (!d->strings || !d->fds)
+	int err;
+
+	if (!d->strings)
 		return -ENOMEM;
 	collect_process_state(d, uc, sig, pid);
 	collect_timers(d);
 	collect_signals(d);
-	return collect_fds(d);
+	err = collect_fds(d);
+	return err ? err : d->nomem ? -ENOMEM : 0;
 }

@@ -2,12 +2,25 @@
 /*
  * dump_write.c - the writer: the stored pages (hashed on the second core
  * while this one writes), deleted files' contents, the tables and last the
- * header go into IMAGE.tmp.PID, which is then renamed to IMAGE. It runs in
- * the process itself, or in the forked writer (CKPT_FORK=1).
+ * header go into a new file of our own (unnamed, O_TMPFILE, where the
+ * filesystem allows), which is then given a name and renamed to IMAGE. It
+ * runs in the process itself, or in the forked writer (CKPT_FORK=1).
  */
 #include "libckpt.h"
 
-static char ckpt_tmp_path[PATH_MAX + 32];
+#include <sys/random.h>
+
+/*
+ * The image being written. Static, not on the handler's stack: two paths of
+ * PATH_MAX. A forked writer has its own copy.
+ */
+static struct image_file {
+	int fd;
+	int unnamed;		/* O_TMPFILE: no name until published */
+	int named;		/* tmp is a name of ours to remove on failure */
+	char dir[PATH_MAX];	/* the image's directory */
+	char tmp[PATH_MAX + 32]; /* IMAGE.tmp.<16 random hex digits> */
+} img;
 
 /*
  * The checksum runs on the second core while the first writes: a thread of
@@ -337,70 +350,251 @@ static int sigxfsz_pending(void)
 }
 
 /*
- * Write the image of the process d describes to a temporary file and rename
- * it into place. Runs in the process itself, or in the forked writer.
+ * The final path may already hold an image of ours, to be replaced; never
+ * a symbolic link (a rename would replace the link, but whoever planted it
+ * meant us to write where it points) nor a file of another user (who could
+ * then read or rewrite what the program's user restarts later). Say which,
+ * so that the user does not read "Permission denied" and guess.
  */
-int write_checkpoint(struct dump *d, pid_t pid)
+static int check_final_path(void)
 {
-	int fd, err, xfsz_before = sigxfsz_pending();
-	size_t n;
+	struct logbuf lb = { .len = 0 };
+	struct stat st;
 
-	/* The tmp name: "<image>.tmp.<pid>", built without snprintf. */
-	n = strlen(ckpt_image_path);
-	memcpy(ckpt_tmp_path, ckpt_image_path, n);
-	{
-		struct logbuf lb = { .len = 0 };
-
-		lb_str(&lb, ".tmp.");
-		lb_num(&lb, (unsigned long long)pid);
-		memcpy(ckpt_tmp_path + n, lb.buf, lb.len);
-		ckpt_tmp_path[n + lb.len] = '\0';
+	if (lstat(ckpt_image_path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		ckpt_log("cannot checkpoint: cannot look at", ckpt_image_path,
+			 errno);
+		return errno;
 	}
+	if (S_ISREG(st.st_mode) && st.st_uid == geteuid())
+		return 0;
+	lb_str(&lb, "refusing to checkpoint: ");
+	lb_str(&lb, ckpt_image_path);
+	if (S_ISLNK(st.st_mode)) {
+		lb_str(&lb, " is a symbolic link (an image is never written "
+			    "through one); remove it or choose another "
+			    "CKPT_IMAGE");
+	} else if (!S_ISREG(st.st_mode)) {
+		lb_str(&lb, " exists and is not a regular file; remove it or "
+			    "choose another CKPT_IMAGE");
+	} else {
+		lb_str(&lb, " belongs to user ");
+		lb_num(&lb, st.st_uid);
+		lb_str(&lb, ", not to this process's user ");
+		lb_num(&lb, geteuid());
+		lb_str(&lb, "; remove it or choose another CKPT_IMAGE");
+	}
+	lb.buf[lb.len] = '\0';
+	ckpt_log(lb.buf, NULL, 0);
+	return S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+}
 
-	fd = open(ckpt_tmp_path,
-		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
+/*
+ * img.tmp = IMAGE ".tmp." and 16 hex digits nobody can guess, so that no
+ * one can plant a file or a link there beforehand (O_EXCL refuses one
+ * anyway; unguessable, nobody can make us fail by planting every name).
+ */
+static void random_tmp_name(void)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(ckpt_image_path);
+	uint64_t r = 0;
+	int i;
+
+	if (getrandom(&r, sizeof(r), GRND_INSECURE) != sizeof(r)) {
+		struct timespec ts;
+
+		/* Guessable, but O_EXCL still makes the file ours. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = ckpt_xxh64(&ts, sizeof(ts)) ^ (uint64_t)getpid();
+	}
+	memcpy(img.tmp, ckpt_image_path, n);
+	memcpy(img.tmp + n, ".tmp.", 5);
+	n += 5;
+	for (i = 0; i < 16; i++, r >>= 4)
+		img.tmp[n++] = hex[r & 15];
+	img.tmp[n] = '\0';
+}
+
+/* img.dir = the directory of ckpt_image_path. */
+static void image_dir(void)
+{
+	const char *slash = strrchr(ckpt_image_path, '/');
+	size_t n = slash ? (size_t)(slash - ckpt_image_path) : 0;
+
+	if (!slash) {
+		strcpy(img.dir, ".");
+		return;
+	}
+	if (n == 0)
+		n = 1; /* "/image" */
+	memcpy(img.dir, ckpt_image_path, n);
+	img.dir[n] = '\0';
+}
+
+/*
+ * A new, empty file that only we have ever had open. An unnamed one
+ * (O_TMPFILE) cannot be seen, opened or linked to by anyone while it is
+ * written, and vanishes by itself if we are killed; where the filesystem
+ * cannot make one, a new name of our own with O_EXCL (never an existing
+ * file, never through a link).
+ */
+static int create_image_file(void)
+{
+	struct stat st;
+	int tries, err;
+
+	memset(&img, 0, sizeof(img));
+	img.fd = -1;
+	err = check_final_path();
+	if (err)
+		return err;
+	image_dir();
+	img.fd = open(img.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (img.fd >= 0) {
+		img.unnamed = 1;
+	} else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+		for (tries = 0; tries < 16; tries++) {
+			random_tmp_name();
+			img.fd = open(img.tmp, O_WRONLY | O_CREAT | O_EXCL |
+					       O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (img.fd >= 0 || errno != EEXIST)
+				break;
+		}
+		img.named = img.fd >= 0;
+	}
+	if (img.fd < 0) {
 		err = errno;
-		ckpt_log("cannot create", ckpt_tmp_path, err);
-		goto out;
+		ckpt_log("cannot create the image in", img.dir, err);
+		return err;
 	}
-	if (fchmod(fd, 0600) < 0) { /* whatever the umask: it is all our memory */
+	/* It is new and ours, but say so only after checking. */
+	if (fstat(img.fd, &st) < 0) {
 		err = errno;
-		ckpt_log("cannot chmod", ckpt_tmp_path, err);
-		goto out_unlink;
+		ckpt_log("cannot stat the new image file in", img.dir, err);
+		return err;
 	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_nlink != (img.unnamed ? 0U : 1U)) {
+		ckpt_log("refusing to write the image: the new file is not a "
+			 "regular file of ours alone (choose a private "
+			 "directory for CKPT_IMAGE) in",
+			 img.dir, 0);
+		return EEXIST;
+	}
+	/* Whatever the umask: it is all our memory. */
+	if (fchmod(img.fd, 0600) < 0) {
+		err = errno;
+		ckpt_log("cannot chmod the new image file in", img.dir, err);
+		return err;
+	}
+	return 0;
+}
+
+/*
+ * Give an unnamed file a name: linkat never replaces an existing name, so
+ * link it to a new unguessable one (through /proc/self/fd, which needs no
+ * capability, unlike AT_EMPTY_PATH), then rename that over IMAGE.
+ */
+static int link_unnamed(void)
+{
+	struct logbuf lb = { .len = 0 };
+	int tries;
+
+	lb_str(&lb, "/proc/self/fd/");
+	lb_num(&lb, (unsigned)img.fd);
+	lb.buf[lb.len] = '\0';
+	for (tries = 0; tries < 16; tries++) {
+		random_tmp_name();
+		if (linkat(AT_FDCWD, lb.buf, AT_FDCWD, img.tmp,
+			   AT_SYMLINK_FOLLOW) == 0) {
+			img.named = 1;
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	ckpt_log("cannot give the image a name in", img.dir, errno);
+	return errno;
+}
+
+/*
+ * The image is complete: name it if it has no name yet, close it (a
+ * filesystem may report a failed write only then), and put it at the final
+ * path in one step.
+ */
+static int publish_image_file(void)
+{
+	int err;
+
+	if (img.unnamed) {
+		err = link_unnamed();
+		if (err)
+			return err;
+	}
+	err = close(img.fd) < 0 ? errno : 0;
+	img.fd = -1;
+	if (err) {
+		ckpt_log("cannot write the image", ckpt_image_path, err);
+		return err;
+	}
+	/* Planted while we wrote? Same message as before writing. */
+	err = check_final_path();
+	if (err)
+		return err;
+	if (rename(img.tmp, ckpt_image_path) < 0) {
+		err = errno;
+		ckpt_log("cannot rename the image to", ckpt_image_path, err);
+		return err;
+	}
+	img.named = 0;
+	return 0;
+}
+
+/* A failed checkpoint leaves nothing behind (an unnamed file vanishes). */
+static void discard_image_file(void)
+{
+	if (img.fd >= 0)
+		close(img.fd);
+	img.fd = -1;
+	if (img.named)
+		unlink(img.tmp);
+	img.named = 0;
+}
+
+/*
+ * Write the image of the process d describes to a new file and put it at
+ * the final path. Runs in the process itself, or in the forked writer.
+ */
+int write_checkpoint(struct dump *d)
+{
+	int err, xfsz_before = sigxfsz_pending();
+
+	err = create_image_file();
+	if (err)
+		goto out_discard;
 	err = -collect_memory(d);
 	if (err) {
 		ckpt_log("cannot read the process's memory map", NULL, err);
-		goto out_unlink;
+		goto out_discard;
 	}
-	err = -write_image(d, fd);
+	err = -write_image(d, img.fd);
 	if (err) {
-		ckpt_log("cannot write", ckpt_tmp_path, err);
-		goto out_unlink;
+		ckpt_log("cannot write the image", ckpt_image_path, err);
+		goto out_discard;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		err = errno;
-		ckpt_log("cannot write", ckpt_tmp_path, err);
-		goto out_unlink;
-	}
-	fd = -1;
-	if (rename(ckpt_tmp_path, ckpt_image_path) < 0) {
-		err = errno;
-		ckpt_log("cannot rename the image to", ckpt_image_path, err);
-		goto out_unlink;
-	}
+	err = publish_image_file();
+	if (err)
+		goto out_discard;
 	if (ckpt_verbose)
 		ckpt_log("image written to", ckpt_image_path, 0);
 	goto out;
 
-out_unlink:
-	if (fd >= 0)
-		close(fd);
-	unlink(ckpt_tmp_path);
+out_discard:
+	discard_image_file();
 out:
 	drop_our_sigxfsz(xfsz_before);
 	return err;
 }
-

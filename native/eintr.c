@@ -15,16 +15,20 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/select.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CKPT_EXPORT __attribute__((visibility("default")))
 
 extern volatile unsigned ckpt_eintr_gen;
+extern volatile unsigned ckpt_signal_gen;
+void ckpt_eintr_init(void);
 
 #define REAL(name)                                                          \
 	static __typeof__(name) *real;                                      \
@@ -341,5 +345,110 @@ CKPT_EXPORT int msgsnd(int id, const void *msg, size_t size, int flags)
 		gen = ckpt_eintr_gen;
 		ret = real(id, msg, size, flags);
 	} while (ours(ret < 0, gen));
+	return ret;
+}
+
+/*
+ * A blocking write() to a pipe or socket that a signal interrupts after
+ * some bytes went through returns that short count, SA_RESTART or not: a
+ * program writing 8 MiB into a pipe would see 65,536 written because of a
+ * checkpoint. When the checkpoint signal came during the call (the handler
+ * bumps ckpt_signal_gen) and the fd is blocking, write the rest, as the
+ * call would have without us. A short count for any other reason (the
+ * program's own signal, a full disk) is returned as the kernel gave it.
+ */
+static __typeof__(write) *real_write;
+static __typeof__(writev) *real_writev;
+
+/* Called by the constructor: no dlsym() inside the signal handler. */
+void ckpt_eintr_init(void)
+{
+	real_write = (__typeof__(write) *)dlsym(RTLD_NEXT, "write");
+	real_writev = (__typeof__(writev) *)dlsym(RTLD_NEXT, "writev");
+}
+
+static int blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+/*
+ * The rest of a write the checkpoint cut short: how much more went
+ * through; *cut is cleared when a part was short for a reason of its own.
+ */
+static size_t write_rest(int fd, const char *p, size_t len, int *cut)
+{
+	size_t done = 0;
+	unsigned gen;
+	ssize_t ret;
+
+	while (done < len && *cut) {
+		gen = ckpt_signal_gen;
+		ret = real_write(fd, p + done, len - done);
+		if (ret < 0 && errno == EINTR && gen != ckpt_signal_gen)
+			continue; /* ours again, nothing written */
+		if (ret <= 0)
+			*cut = 0; /* its error shows at the next call */
+		else
+			done += (size_t)ret;
+		if (gen == ckpt_signal_gen && done < len)
+			*cut = 0;
+	}
+	return done;
+}
+
+CKPT_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+	int saved, cut = 1;
+	unsigned gen;
+	ssize_t ret;
+
+	if (!real_write)
+		ckpt_eintr_init();
+	gen = ckpt_signal_gen;
+	ret = real_write(fd, buf, len);
+	if (ret <= 0 || (size_t)ret >= len || gen == ckpt_signal_gen)
+		return ret;
+	saved = errno;
+	if (blocking(fd))
+		ret += (ssize_t)write_rest(fd, (const char *)buf + ret,
+					   len - (size_t)ret, &cut);
+	errno = saved;
+	return ret;
+}
+
+CKPT_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	size_t skip, total = 0;
+	int i, saved, cut = 1;
+	unsigned gen;
+	ssize_t ret;
+
+	if (!real_writev)
+		ckpt_eintr_init();
+	gen = ckpt_signal_gen;
+	ret = real_writev(fd, iov, cnt);
+	if (ret <= 0 || gen == ckpt_signal_gen)
+		return ret;
+	for (i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	if ((size_t)ret >= total)
+		return ret;
+	saved = errno;
+	if (blocking(fd)) {
+		for (i = 0, skip = (size_t)ret; i < cnt && cut; i++) {
+			if (skip >= iov[i].iov_len) {
+				skip -= iov[i].iov_len;
+				continue;
+			}
+			ret += (ssize_t)write_rest(fd, (const char *)iov[i].iov_base +
+							       skip,
+						   iov[i].iov_len - skip, &cut);
+			skip = 0;
+		}
+	}
+	errno = saved;
 	return ret;
 }

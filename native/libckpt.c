@@ -30,6 +30,20 @@ int ckpt_verbose;
 char ckpt_image_path[PATH_MAX];
 int ckpt_program_errno;
 volatile unsigned ckpt_eintr_gen;
+volatile unsigned ckpt_signal_gen;
+
+/*
+ * Only the process libckpt was started for writes its image. Its children
+ * inherit LD_PRELOAD and CKPT_IMAGE, and a signal to the process group
+ * reaches them too: they must neither write over its image nor die of the
+ * signal. The first process marks the environment with its pid; a process
+ * that finds another pid there descends from it (exec), and one whose pid
+ * is not the owner's was forked from it. The mark lives in our memory, so
+ * that a restart under another pid can put the new one in place.
+ */
+#define OWNER_VAR "CKPT_OWNER_PID"
+static char ckpt_owner_env[sizeof(OWNER_VAR "=") + 12] = OWNER_VAR "=";
+static pid_t ckpt_owner;
 
 /* ---- the resume point ------------------------------------------------- */
 
@@ -130,8 +144,8 @@ struct dump *dump_new(void)
 	if (!d)
 		return NULL;
 	d->pagemap_fd = -1;
-	d->strings = own_map(STRINGS_CAP);
-	d->fds = own_map(MAX_FDS * sizeof(*d->fds));
+	d->strings = own_map(STRINGS_START);
+	d->strings_cap = STRINGS_START;
 	return d;
 }
 
@@ -154,9 +168,9 @@ void dump_free(struct dump *d)
 	if (d->pagemap_fd >= 0)
 		close(d->pagemap_fd);
 	if (d->strings)
-		own_unmap(d->strings, STRINGS_CAP);
+		own_unmap(d->strings, d->strings_cap);
 	if (d->fds)
-		own_unmap(d->fds, MAX_FDS * sizeof(*d->fds));
+		own_unmap(d->fds, d->fds_cap * sizeof(*d->fds));
 	own_unmap(d, sizeof(*d));
 }
 
@@ -175,15 +189,85 @@ static int checkpoint(const ucontext_t *uc, int sig, uint64_t *stamp)
 	if (err)
 		ckpt_log("cannot read the process's state", NULL, err);
 	else
-		err = write_checkpoint(d, getpid());
+		err = write_checkpoint(d);
 	*stamp = d->hdr.created_ns;
 	dump_free(d);
 	return err;
 }
 
+/*
+ * The last forked writer, so that the next one can wait for it: its pid and
+ * its start time (field 22 of /proc/PID/stat), which tells it from a later
+ * process that got the same pid. Set by the go-between, in our memory.
+ */
+static struct {
+	pid_t pid;
+	uint64_t start;
+} ckpt_last_writer;
+
+/* A process's start time in clock ticks since boot; 0 if it is gone. */
+static uint64_t start_time(pid_t pid)
+{
+	struct logbuf lb = { .len = 0 };
+	char buf[1024];
+	uint64_t v = 0;
+	ssize_t len;
+	char *p;
+	int field;
+
+	lb_str(&lb, "/proc/");
+	lb_num(&lb, (unsigned)pid);
+	lb_str(&lb, "/stat");
+	lb.buf[lb.len] = '\0';
+	len = read_file(lb.buf, buf, sizeof(buf) - 1);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p)
+		return 0;
+	for (field = 2, p++; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	parse_dec(p, &v);
+	return v;
+}
+
+/*
+ * A pidfd of the last forked writer if it is still running, else -1. Open
+ * it first, then check the start time: if the pid was taken by another
+ * process in between, ours is gone anyway.
+ */
+static int last_writer_pidfd(void)
+{
+	int fd;
+
+	if (!ckpt_last_writer.pid)
+		return -1;
+	fd = (int)syscall(SYS_pidfd_open, ckpt_last_writer.pid, 0);
+	if (fd < 0)
+		return -1;
+	if (start_time(ckpt_last_writer.pid) != ckpt_last_writer.start) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Until the process of pidfd has exited (it is nobody's child of ours). */
+static void wait_pidfd(int pidfd)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+	while (syscall(SYS_ppoll, &pfd, 1UL, NULL, NULL, 0UL) < 0 &&
+	       errno == EINTR)
+		;
+	close(pidfd);
+}
+
 struct fork_args {
 	struct dump *d;
-	pid_t self;
+	int last_writer; /* pidfd of the writer before, or -1 */
 	long writer; /* set by the go-between: the writer's pid or -errno */
 };
 
@@ -192,6 +276,12 @@ struct fork_args {
  * we wait (CLONE_VFORK). It forks the writer - the one copy of the page
  * tables we pay for - and exits at once. The writer is then nobody's child
  * to reap: the program sees no SIGCHLD and keeps no zombie.
+ *
+ * Writers take turns: a writer first waits until the one before it has
+ * exited, so that images are written one at a time, in the order of the
+ * signals, and the last image renamed into place is the newest. The wait
+ * happens in the writer, not in the program, whose pause stays one fork;
+ * each waiting writer holds the pages the program changes meanwhile.
  */
 static int go_between(void *arg)
 {
@@ -204,9 +294,15 @@ static int go_between(void *arg)
 		 * own session, so a Ctrl-C meant for the program does not cut
 		 * the image short. */
 		setsid();
-		syscall(SYS_exit_group, write_checkpoint(fa->d, fa->self) ? 1 : 0);
+		if (fa->last_writer >= 0)
+			wait_pidfd(fa->last_writer);
+		syscall(SYS_exit_group, write_checkpoint(fa->d) ? 1 : 0);
 	}
 	fa->writer = pid < 0 ? -errno : pid;
+	if (pid > 0) {
+		ckpt_last_writer.pid = (pid_t)pid;
+		ckpt_last_writer.start = start_time((pid_t)pid);
+	}
 	return 0;
 }
 
@@ -218,12 +314,12 @@ static int go_between(void *arg)
 static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer,
 			     uint64_t *stamp)
 {
-	struct fork_args fa = { dump_new(), getpid(), -EAGAIN };
+	struct fork_args fa = { dump_new(), -1, -EAGAIN };
 	char *stack = NULL;
 	long child;
 	int status, err;
 
-	err = fa.d ? -prepare(fa.d, uc, sig, fa.self) : ENOMEM;
+	err = fa.d ? -prepare(fa.d, uc, sig, getpid()) : ENOMEM;
 	if (fa.d)
 		*stamp = fa.d->hdr.created_ns;
 	if (!err) {
@@ -231,6 +327,8 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer,
 		err = stack ? 0 : ENOMEM;
 	}
 	if (!err) {
+		/* After prepare(): the image does not list this fd. */
+		fa.last_writer = last_writer_pidfd();
 		child = clone(go_between, stack + WRITER_STACK,
 			      CLONE_VM | CLONE_VFORK, &fa);
 		if (child < 0) {
@@ -243,6 +341,8 @@ static int checkpoint_forked(const ucontext_t *uc, int sig, pid_t *writer,
 			if (fa.writer < 0)
 				err = (int)-fa.writer;
 		}
+		if (fa.last_writer >= 0)
+			close(fa.last_writer);
 	}
 	if (stack)
 		own_unmap(stack, WRITER_STACK);
@@ -309,6 +409,41 @@ static int seccomp_filters(void)
 	return (int)n;
 }
 
+/* Write pid into our CKPT_OWNER_PID=... string, in place: no allocation. */
+static void set_owner(pid_t pid)
+{
+	struct logbuf lb = { .len = 0 };
+	size_t at = sizeof(OWNER_VAR "=") - 1;
+
+	lb_num(&lb, (unsigned)pid);
+	memcpy(ckpt_owner_env + at, lb.buf, lb.len);
+	ckpt_owner_env[at + lb.len] = '\0';
+	ckpt_owner = pid;
+}
+
+/* Back from a restart, in the handler: forget what belonged to the old life. */
+static void resumed(void)
+{
+	ckpt_last_writer.pid = 0; /* a pid of the process before the restart */
+	set_owner(getpid()); /* children started from now on know us */
+}
+
+/* A child of the program got the checkpoint signal: it ignores it. */
+static void not_the_owner(void)
+{
+	struct logbuf lb = { .len = 0 };
+
+	lb_str(&lb, "not checkpointing process ");
+	lb_num(&lb, (unsigned)getpid());
+	lb_str(&lb, ": it is a child of process ");
+	lb_num(&lb, (unsigned)ckpt_owner);
+	lb_str(&lb, ", the one whose image this is (children are not "
+		    "checkpointed; signal that process alone)");
+	lb.buf[lb.len] = '\0';
+	ckpt_log(lb.buf, NULL, 0);
+	ckpt_image_done(ECHILD, ckpt_image_path, 0, 0);
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -317,6 +452,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	long err;
 
 	(void)si;
+	ckpt_signal_gen++; /* a write it cut short is finished (eintr.c) */
 	ckpt_program_errno = saved_errno;
 	/* No buffer of ours exists between checkpoints; a restarted process
 	 * inherits the list as it was in the middle of writing its image. */
@@ -326,6 +462,11 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 	if (uc->uc_mcontext.gregs[REG_RAX] == -EINTR &&
 	    uc->uc_mcontext.gregs[REG_RCX] == uc->uc_mcontext.gregs[REG_RIP])
 		ckpt_eintr_gen++;
+	if (getpid() != ckpt_owner) {
+		not_the_owner();
+		errno = saved_errno;
+		return;
+	}
 	if (seccomp_filters() > ckpt_seccomp_inherited) {
 		ckpt_log("refusing to checkpoint: the program installed a seccomp "
 			 "filter, which a restart cannot install again (its "
@@ -337,6 +478,15 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		return;
 	}
 	nthreads = thread_count();
+	if (nthreads < 0) {
+		/* Not a guess at the threads: the real cause (often every fd
+		 * in use, which the log line turns into the limit to raise). */
+		ckpt_log("cannot checkpoint: cannot read /proc/self/stat", NULL,
+			 -nthreads);
+		ckpt_image_done(-nthreads, ckpt_image_path, 0, 0);
+		errno = saved_errno;
+		return;
+	}
 	if (nthreads != 1) {
 		ckpt_log("refusing to checkpoint: the process has more than one "
 			 "thread (only single-threaded programs are supported)",
@@ -361,6 +511,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		ckpt_image_done(err, ckpt_image_path, writer, stamp);
 		ckpt_periodic_arm(); /* the next one an interval from now */
 	} else {
+		resumed();
 		ckpt_periodic_restarted();
 		ckpt_seccomp_inherited = seccomp_filters();
 	}
@@ -406,6 +557,25 @@ static int parse_signal(const char *s)
 	return 0;
 }
 
+/* Who owns the image: this process, or the one in the environment's mark. */
+static int init_owner(void)
+{
+	const char *mark = getenv(OWNER_VAR);
+	uint64_t pid;
+
+	if (mark && *mark && *parse_dec(mark, &pid) == '\0' && pid) {
+		ckpt_owner = (pid_t)pid; /* ours if we are it, after an exec */
+		return 0;
+	}
+	set_owner(getpid());
+	if (putenv(ckpt_owner_env) < 0) {
+		ckpt_log("cannot mark the environment for children; not armed",
+			 NULL, errno);
+		return -1;
+	}
+	return 0;
+}
+
 __attribute__((constructor)) static void ckpt_init(void)
 {
 	const char *image = getenv("CKPT_IMAGE");
@@ -413,6 +583,7 @@ __attribute__((constructor)) static void ckpt_init(void)
 	const char *flag;
 	struct sigaction act;
 
+	ckpt_eintr_init();
 	if (ckpt_interpose_init() < 0) {
 		ckpt_log("cannot find libc's signal functions; not armed", NULL, 0);
 		return;
@@ -439,6 +610,8 @@ __attribute__((constructor)) static void ckpt_init(void)
 	ckpt_verbose = flag && *flag && *flag != '0';
 	flag = getenv("CKPT_FORK");
 	ckpt_fork = flag && *flag && *flag != '0';
+	if (init_owner() < 0)
+		return;
 
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = ckpt_handler;
@@ -451,5 +624,7 @@ __attribute__((constructor)) static void ckpt_init(void)
 	}
 	ckpt_armed = 1;
 	ckpt_seccomp_inherited = seccomp_filters();
-	ckpt_periodic_init(getenv("CKPT_INTERVAL"));
+	/* A child the program started has no image of its own to take. */
+	if (getpid() == ckpt_owner)
+		ckpt_periodic_init(getenv("CKPT_INTERVAL"));
 }

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -90,6 +91,14 @@ extern int ckpt_prog_dumpable;
  * under SA_RESTART). The wrappers in eintr.c retry those calls.
  */
 extern volatile unsigned ckpt_eintr_gen;
+
+/*
+ * Bumped by every run of the handler: a blocking write() it cut short is
+ * finished by the wrapper in eintr.c. ckpt_eintr_init() finds libc's
+ * write functions (from the constructor, not the handler).
+ */
+extern volatile unsigned ckpt_signal_gen;
+void ckpt_eintr_init(void);
 
 /* ---- the resume point (libckpt.c) ------------------------------------ */
 
@@ -170,6 +179,8 @@ void *scratch_map(size_t len);
 /* A scratch buffer that exists while /proc/self/maps is read: excluded. */
 void *own_map(size_t len);
 void own_unmap(void *p, size_t len);
+/* Grow an own_map buffer (it may move); -ENOMEM, p unchanged, if it cannot. */
+int own_remap(void **p, size_t len, size_t new_len);
 
 /* ---- async-signal-safe logging and I/O (ckpt_util.c) ----------------- */
 
@@ -216,8 +227,13 @@ struct hasher {
  * exists (they describe the instant of the checkpoint); the rest is made by
  * whoever writes the image.
  */
-#define STRINGS_CAP (64UL << 20) /* NORESERVE: only what is used costs */
-#define MAX_FDS 65536
+/*
+ * Buffers are sized to the process, not to the largest one: each costs
+ * address space, which a program near its RLIMIT_AS lacks. The strings grow
+ * (mremap) until /proc/self/smaps is read, and are then given room for
+ * every name in it (ensure_strings); the fd table is counted first.
+ */
+#define STRINGS_START (64UL << 10)
 #define MAX_TIMERS 256
 #define MAX_SIGNALS 256
 
@@ -230,11 +246,13 @@ struct dump {
 	 * mapping (0 when it is part of one): all of it means one run. */
 	uint64_t *anon_bytes;
 	char *strings;
-	size_t strings_len;
+	size_t strings_len, strings_cap;
+	int strings_fixed; /* smaps was read: the buffer may not move */
+	int nomem;	   /* a string did not fit */
 	struct ckpt_run *runs;
 	size_t nr_runs, runs_cap;
 	struct ckpt_fd *fds;
-	size_t nr_fds;
+	size_t nr_fds, fds_cap;
 	struct ckpt_timer timers[MAX_TIMERS];
 	size_t nr_timers;
 	struct ckpt_signal signals[MAX_SIGNALS];
@@ -253,6 +271,8 @@ struct dump {
 struct dump *dump_new(void);
 void dump_free(struct dump *d);
 uint32_t add_string(struct dump *d, const char *s, size_t len);
+/* Room for len more bytes of strings, made before smaps is read. */
+int ensure_strings(struct dump *d, size_t len);
 
 /* dump_proc.c: what must be taken at the instant of the checkpoint, before
  * any fork; the number of threads of the process. */
@@ -271,7 +291,7 @@ void ckpt_periodic_arm(void);
 void ckpt_periodic_restarted(void);
 int ckpt_periodic_is_ours(int timer_id);
 
-/* dump_write.c: write the image of d to a temporary file, rename it. */
-int write_checkpoint(struct dump *d, pid_t pid);
+/* dump_write.c: write the image of d to a new file of ours, rename it. */
+int write_checkpoint(struct dump *d);
 
 #endif /* LIBCKPT_H */

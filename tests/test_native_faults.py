@@ -12,6 +12,7 @@ this machine does not allow it.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import subprocess
@@ -84,6 +85,18 @@ def restart_and_pass(procs, image: Path) -> None:
 # ---- SIGKILL in the middle of writing --------------------------------------------
 
 
+def unnamed_image_size(pid: int, directory: Path) -> int | None:
+    """The size of the unnamed (O_TMPFILE) image file that process pid is
+    writing in directory, or None if it has none open."""
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            target = os.readlink(fd)
+            if target.startswith(f"{directory}/#") and target.endswith(" (deleted)"):
+                return fd.stat().st_size
+    return None
+
+
 @pytest.mark.slow
 def test_killed_while_writing(procs, tmp_path):
     image = tmp_path / "img"
@@ -91,24 +104,22 @@ def test_killed_while_writing(procs, tmp_path):
     checkpoint(proc, image, timeout=120)
     before = file_digest(image)
 
-    # Second checkpoint to the same path; kill it once its temporary file
-    # has grown past 1 MiB.
-    tmp_file = image.parent / f"{image.name}.tmp.{proc.pid}"
+    # Second checkpoint to the same path; kill it once its (unnamed)
+    # temporary file has grown past 1 MiB.
     proc.popen.send_signal(signal.SIGUSR2)
     deadline = time.monotonic() + DEADLINE
-    while True:
-        with contextlib.suppress(FileNotFoundError):
-            if tmp_file.stat().st_size > MiB:
-                break
+    while (unnamed_image_size(proc.pid, tmp_path) or 0) <= MiB:
         if image.stat().st_ino != before[0]:
             pytest.skip("the 512 MiB checkpoint finished before it could be killed")
-        assert time.monotonic() < deadline, f"no growing {tmp_file.name}:\n{proc.transcript()}"
+        assert time.monotonic() < deadline, f"no growing unnamed image file:\n{proc.transcript()}"
         time.sleep(0.001)
     proc.kill()
     assert file_digest(image) == before, "the older image changed"
+    assert list(tmp_path.iterdir()) == [image], "the killed checkpoint left a file behind"
 
     # The older image restarts; a checkpoint of the restarted process to the
-    # same path succeeds even over a stale temporary file of its pid.
+    # same path succeeds and leaves a file planted at the old temporary name
+    # (IMAGE.tmp.PID) alone.
     restarted = support.restart(procs, image)
     restarted.send("check\n")
     restarted.wait_line("ok")
@@ -117,8 +128,8 @@ def test_killed_while_writing(procs, tmp_path):
     stale.write_bytes(b"stale garbage\n" * 100_000)
     checkpoint(restarted, image, timeout=120)
     assert file_digest(image)[0] != before[0]
-    assert not stale.exists(), "the checkpoint left its temporary file"
-    assert [p.name for p in tmp_files(image)] in ([], [tmp_file.name]), tmp_files(image)
+    assert stale.read_bytes() == b"stale garbage\n" * 100_000, "the checkpoint wrote into a planted file"
+    assert tmp_files(image) == [stale], tmp_files(image)
     restarted.kill()
     restart_and_pass(procs, image)
 
