@@ -134,3 +134,18 @@ def test_extckpt_run_every_refuses_a_bad_duration(tmp_path):
     )
     assert r.returncode == 2, r
     assert "'soon' is not a duration" in r.stderr
+
+
+def test_children_take_no_periodic_checkpoints(procs, tmp_path):
+    """A child that the program execs inherits CKPT_INTERVAL but is not the
+    process the image is of: it must not arm a timer of its own (it would
+    log, every interval, that it does not checkpoint)."""
+    image = tmp_path / "sh.img"
+    script = "sleep 0.6; echo done"
+    proc = start_target(
+        procs, Path("/bin/sh"), image, ["-c", script], env={"CKPT_INTERVAL": "0.1"}, wait_ready=False
+    )
+    proc.wait_line("done")
+    assert proc.wait_exit() == 0, proc.transcript()
+    assert "not checkpointing" not in proc.stderr, proc.transcript()
+    assert image.exists()  # the shell itself was checkpointed
