@@ -53,6 +53,7 @@ from .errors import (
     MultiThreadedError,
     NoSuchProcessError,
     NotPreloadedError,
+    ProcessError,
     UsageError,
 )
 from .image import Image
@@ -210,6 +211,10 @@ class _Session:
             return
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         try:
+            if not t.stopped and _in_ptrace_stop(t.pid):
+                # A stop that waitpid() took but poll() could not record (a
+                # SIGTERM's exception came in between): held all the same.
+                t.stopped = True
             if not t.stopped:
                 t.interrupt()
                 st = t.wait(time.monotonic() + CLEANUP_WAIT, "the process to stop for detaching")
@@ -224,6 +229,13 @@ class _Session:
 
 
 _HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _in_ptrace_stop(pid: int) -> bool:
+    try:
+        return _proc.state(pid) == "t"
+    except ProcessError:
+        return False
 
 
 def _wait_writer(writer: int, deadline: float) -> None:
