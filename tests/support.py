@@ -18,6 +18,7 @@ import re
 import select
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -310,6 +311,31 @@ def start_target(
     if wait_ready:
         p.wait_line("ready")
     return p
+
+
+def run_cli(*args: str, timeout: float = DEADLINE, **kw) -> subprocess.CompletedProcess[str]:
+    """`python -m extckpt.cli ARGS`, captured, stdin from /dev/null unless given."""
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "extckpt.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kw,
+    )
+
+
+def refused_checkpoint(proc: Proc) -> str:
+    """Send the checkpoint signal; return the `libckpt:` line it must log,
+    after a round trip of "check" (answered "ok" by targets that wait for
+    it) that proves the program runs on."""
+    start = len(proc.err)
+    proc.popen.send_signal(signal.SIGUSR2)
+    line = proc.wait_stderr("libckpt:", start=start, timeout=15)
+    proc.send("check\n")
+    proc.wait_line("ok")
+    return line
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 
 import pytest
-from support import checkpoint, start_target, target_path
+from support import checkpoint, run_cli, start_target, target_path
 
 TIMEOUT = 60
 REQUIRED = {
@@ -22,16 +21,8 @@ REQUIRED = {
 }
 
 
-def cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extckpt.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        **kw,
-    )
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=TIMEOUT)
 
 
 def test_check_json_says_this_machine_works():

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
 import extckpt
 from extckpt._native import libckpt_path
@@ -31,15 +32,7 @@ TIMEOUT = 30
 
 
 def cli(*args: str, timeout: float = TIMEOUT, **kw) -> subprocess.CompletedProcess[str]:
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run(
-        [sys.executable, "-m", "extckpt.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        **kw,
-    )
+    return run_cli(*args, timeout=timeout, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -253,15 +253,21 @@ def test_region_data(tmp_path, image_bytes, where):
 # ---- the world changed --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change", ["content", "size", "deleted"])
-def test_executable_changed(procs, tmp_path, change):
-    """The program's file changed since the checkpoint: MISMATCH, not a crash."""
+def _checkpointed_copy(procs, tmp_path):
+    """A copy of the quiet target, checkpointed and killed: (exe, image)."""
     exe = tmp_path / "quiet"
     shutil.copy2(target_path("quiet"), exe)
     image = tmp_path / "img"
     proc = start_target(procs, exe, image)
     checkpoint(proc, image)
     proc.kill()
+    return exe, image
+
+
+@pytest.mark.parametrize("change", ["content", "size", "deleted"])
+def test_executable_changed(procs, tmp_path, change):
+    """The program's file changed since the checkpoint: MISMATCH, not a crash."""
+    exe, image = _checkpointed_copy(procs, tmp_path)
     if change == "content":
         with open(exe, "r+b") as f:  # same size, one byte different
             f.seek(100)
@@ -279,12 +285,7 @@ def test_executable_changed(procs, tmp_path, change):
 
 def test_executable_touched_or_copied_restarts(procs, tmp_path):
     """Same bytes under a new time and a new inode (a copy): accepted."""
-    exe = tmp_path / "quiet"
-    shutil.copy2(target_path("quiet"), exe)
-    image = tmp_path / "img"
-    proc = start_target(procs, exe, image)
-    checkpoint(proc, image)
-    proc.kill()
+    exe, image = _checkpointed_copy(procs, tmp_path)
     copy = tmp_path / "copy"
     shutil.copyfile(exe, copy)
     copy.chmod(0o755)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import support
-from support import Proc, Target, checkpoint, finish, start_target, target_path
+from support import Target, checkpoint, finish, refused_checkpoint, start_target, target_path
 
 pytestmark = pytest.mark.usefixtures("built")
 
@@ -84,17 +83,6 @@ def as_user(user: tuple[int, int], script: str) -> None:
         check=False,
     )
     assert r.returncode == 0, f"as uid {uid}: {script}: {r.stderr}"
-
-
-def refused_checkpoint(proc: Proc) -> str:
-    """Send the checkpoint signal; return the `libckpt:` line it must log,
-    after a round trip of "check" that proves the program runs on."""
-    start = len(proc.err)
-    proc.popen.send_signal(signal.SIGUSR2)
-    line = proc.wait_stderr("libckpt:", start=start, timeout=15)
-    proc.send("check\n")
-    proc.wait_line("ok")
-    return line
 
 
 def assert_image_is_ours(image: Path) -> None:

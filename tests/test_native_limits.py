@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 
 import pytest
 import support
-from support import Proc, Target, checkpoint, finish, start_target, target_path
+from support import Target, checkpoint, finish, refused_checkpoint, start_target, target_path
 
 pytestmark = pytest.mark.usefixtures("built")
 
@@ -29,15 +28,6 @@ def vm_size(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         kib = next(int(s.split()[1]) for s in f if s.startswith("VmSize:"))
     return kib << 10
-
-
-def refused_checkpoint(proc: Proc) -> str:
-    start = len(proc.err)
-    proc.popen.send_signal(signal.SIGUSR2)
-    line = proc.wait_stderr("libckpt:", start=start, timeout=15)
-    proc.send("check\n")
-    proc.wait_line("ok")
-    return line
 
 
 def test_every_fd_in_use(procs, tmp_path):
