@@ -54,6 +54,7 @@ from .errors import (
     NoSuchProcessError,
     NotPreloadedError,
     ProcessError,
+    SelfCheckFailedError,
     UsageError,
 )
 from .image import Image
@@ -348,6 +349,11 @@ def attach(
 
 
 def _failed(pid: int, err: int, path: str) -> CheckpointFailedError:
+    if err == errno.EBADMSG:
+        return SelfCheckFailedError(
+            f"the checkpoint of process {pid} wrote an image that failed its own check; "
+            f"it was not published at {path}"
+        )
     name = errno.errorcode.get(err, str(err))
     e = CheckpointFailedError(
         f"the checkpoint of process {pid} failed: {os.strerror(err)} ({name}) writing {path}"

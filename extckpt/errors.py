@@ -27,6 +27,7 @@ class ExitCode(enum.IntEnum):
     DEADLINE = 9
     TARGET_EXITED = 10  # the process went away while we worked on it
     INSTALL = 11  # the bundled native files are missing: reinstall
+    SELF_CHECK = 12  # libckpt's image failed its own check: not published
     NOT_EXECUTABLE = 126  # run: PROG exists but cannot be executed
     NOT_FOUND = 127  # run: PROG not found (as a shell says)
 
@@ -45,6 +46,7 @@ Exit codes:
   9    a deadline passed (the image did not appear in time)
   10   the process exited or was killed while extckpt worked on it
   11   extckpt's bundled native files are missing (reinstall)
+  12   the new image failed libckpt's own check and was not published
   126  run: the program cannot be executed
   127  run: the program was not found"""
 
@@ -173,6 +175,17 @@ class CheckpointFailedError(ProcessError):
     default_hint = (
         "See the `libckpt:` line on the program's stderr; fix the cause "
         "(space, permissions of the image's directory) and attach again."
+    )
+
+
+class SelfCheckFailedError(CheckpointFailedError):
+    """libckpt wrote an image that myrestart would refuse, and kept it from
+    the image's path (EBADMSG from ckpt_image_done)."""
+
+    exit_code = ExitCode.SELF_CHECK
+    default_hint = (
+        "The older image at the path, if any, is intact. The `libckpt:` line on the "
+        "program's stderr names the check that failed: please report it with your kernel version."
     )
 
 

@@ -335,12 +335,107 @@ static int add_run(struct dump *d, const struct ckpt_region *r, uint64_t start,
 }
 
 /*
+ * Sort the runs of r (from first) by start and merge the ones that touch or
+ * overlap: whatever order and overlaps the kernel answered in, the table
+ * gets each page once, in address order. Insertion sort: the kernel's
+ * answer is nearly sorted, so this is one pass in practice.
+ */
+static void normalize_runs(struct dump *d, struct ckpt_region *r)
+{
+	struct ckpt_run *runs = d->runs + r->first_run;
+	size_t n = d->nr_runs - r->first_run, i, j, out = 0;
+
+	for (i = 1; i < n; i++) {
+		struct ckpt_run tmp = runs[i];
+
+		for (j = i; j > 0 && runs[j - 1].start > tmp.start; j--)
+			runs[j] = runs[j - 1];
+		runs[j] = tmp;
+	}
+	for (i = 0; i < n; i++) {
+		if (out && runs[out - 1].start + runs[out - 1].len >= runs[i].start) {
+			uint64_t end = runs[i].start + runs[i].len;
+
+			if (end > runs[out - 1].start + runs[out - 1].len)
+				runs[out - 1].len = end - runs[out - 1].start;
+			continue;
+		}
+		runs[out++] = runs[i];
+	}
+	d->nr_runs = r->first_run + out;
+}
+
+/*
  * Find the pages of r that must be stored: for anonymous memory and private
  * file mappings, the pages present (or swapped) that are not page-cache
  * pages of the file and not the shared zero page. PAGEMAP_SCAN (Linux 6.7)
  * returns them as ranges, skipping unpopulated page tables, so a 2 TiB
  * reservation with five pages touched costs microseconds.
+ *
+ * Its answer is not trusted. When the output vector fills up, the kernel
+ * has been seen to report a walk_end before ranges it had already returned
+ * (the next call then returns the same pages again); ranges outside the
+ * request, unaligned or empty would corrupt the table. So: every range is
+ * checked, a full vector continues from the end of the last range returned
+ * (never from walk_end), each call must make progress, and the region's
+ * runs are sorted and merged at the end. tests/test_native_scan.py checks
+ * the result against /proc/PID/pagemap read page by page.
  */
+/* A PAGEMAP_SCAN answer we cannot use: say so, write no image. */
+static int nonsense(const struct ckpt_region *r, const char *what)
+{
+	struct logbuf lb = { .len = 0 };
+
+	lb_str(&lb, "PAGEMAP_SCAN answered with ");
+	lb_str(&lb, what);
+	lb_str(&lb, " for the mapping at byte ");
+	lb_num(&lb, r->start);
+	lb_str(&lb, "; no image written (report this kernel)");
+	lb.buf[lb.len] = '\0';
+	ckpt_log(lb.buf, NULL, 0);
+	return -EPROTO;
+}
+
+/*
+ * Shared memory holds pages this process's page table does not map: ones
+ * it dropped (MADV_DONTNEED keeps them in the object), ones only another
+ * process (a child it forked) wrote. PAGEMAP_SCAN sees the page table;
+ * mincore() sees the object's pages in memory. Store both.
+ */
+
+static int add_resident_shared(struct dump *d, const struct ckpt_region *r)
+{
+	uint64_t at;
+
+	if (!d->mincore_vec) {
+		d->mincore_vec = scratch_map(MINCORE_CHUNK);
+		if (!d->mincore_vec)
+			return -ENOMEM;
+	}
+	for (at = r->start; at < r->end; at += MINCORE_CHUNK * PAGE_SZ) {
+		uint64_t len = r->end - at, i, run = 0;
+		int err;
+
+		if (len > MINCORE_CHUNK * PAGE_SZ)
+			len = MINCORE_CHUNK * PAGE_SZ;
+		if (mincore((void *)(uintptr_t)at, len, d->mincore_vec) < 0)
+			return -errno;
+		for (i = 0; i <= len / PAGE_SZ; i++) {
+			int in = i < len / PAGE_SZ && (d->mincore_vec[i] & 1);
+
+			if (in && !run)
+				run = at + i * PAGE_SZ;
+			if (!in && run) {
+				err = add_run(d, r, run, at + i * PAGE_SZ);
+				if (err)
+					return err;
+				run = 0;
+			}
+		}
+	}
+	return 0;
+}
+
 static int scan_region(struct dump *d, struct ckpt_region *r)
 {
 	struct pm_scan_arg arg;
@@ -373,6 +468,7 @@ static int scan_region(struct dump *d, struct ckpt_region *r)
 	arg.vec = (uint64_t)(uintptr_t)d->scan;
 	arg.vec_len = d->scan_cap;
 	while (pos < r->end) {
+		uint64_t last_end = pos;
 		long n, i;
 
 		arg.start = pos;
@@ -381,21 +477,41 @@ static int scan_region(struct dump *d, struct ckpt_region *r)
 		n = ioctl(d->pagemap_fd, PAGEMAP_SCAN, &arg);
 		if (n < 0)
 			return -errno;
+		if ((uint64_t)n > arg.vec_len)
+			return nonsense(r, "more ranges than asked for");
 		for (i = 0; i < n; i++) {
-			int err = add_run(d, r, d->scan[i].start,
-					  d->scan[i].end);
+			uint64_t s = d->scan[i].start, e = d->scan[i].end;
+			int err;
 
+			if (s >= e || s < pos || e > r->end || (s | e) & (PAGE_SZ - 1))
+				return nonsense(r, "a range outside the request");
+			err = add_run(d, r, s, e);
 			if (err)
 				return err;
+			if (e > last_end)
+				last_end = e;
 		}
-		if (arg.walk_end <= pos)
-			break;
-		pos = arg.walk_end;
+		if ((uint64_t)n < arg.vec_len) {
+			/* The walk got to walk_end with room to spare. */
+			if (arg.walk_end >= r->end)
+				break;
+			pos = arg.walk_end > last_end ? arg.walk_end : last_end;
+		} else {
+			pos = last_end; /* full: from what it really returned */
+		}
+		if (pos <= arg.start) /* do not loop for ever */
+			return nonsense(r, "no progress through the region");
 	}
+	if (r->kind == CKPT_KIND_ANON && (r->flags & CKPT_REGION_SHARED)) {
+		int err = add_resident_shared(d, r);
+
+		if (err)
+			return err;
+	}
+	normalize_runs(d, r);
 	r->nr_runs = d->nr_runs - r->first_run;
 	return 0;
 }
-
 
 /* The memory map and the pages to store (in the writer). */
 int collect_memory(struct dump *d)

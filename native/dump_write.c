@@ -158,10 +158,84 @@ static void hasher_stop(struct hasher *hs)
 	hs->running = 0;
 }
 
+/*
+ * Small pieces - a region of thousands of separate 4 KiB runs, as a heap
+ * that churned leaves - are not worth a write() and a hand-over to the
+ * hasher each: they are hashed here and gathered into one writev() of up
+ * to BATCH_IOV pieces. 40 MiB in 10,240 runs of 4 KiB took 145-380 ms
+ * to checkpoint with a write and a hand-over per run, 40-45 ms so, against
+ * 30 ms for one run of the same 40 MiB.
+ * A gathered piece that can change under us is copied into the bounce
+ * buffer first, at its own place in it.
+ */
+#define SMALL_PIECE (64UL << 10)
+#define BATCH_IOV 512
+
+struct batch {
+	struct iovec iov[BATCH_IOV];
+	int n;
+	size_t bounced; /* bytes of the bounce buffer in use */
+};
+
+static int batch_flush(int fd, struct batch *b)
+{
+	struct iovec *iov = b->iov;
+	int n = b->n;
+
+	while (n) {
+		ssize_t w;
+
+		errno = ckpt_program_errno;
+		w = writev(fd, iov, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -ENOSPC;
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	b->n = 0;
+	b->bounced = 0;
+	return 0;
+}
+
+/* Hash a small piece now and queue its write; 0 or -errno. */
+static int batch_add(struct dump *d, int fd, struct batch *b,
+		     struct ckpt_xxh64_seq *xs, const char *src, size_t n,
+		     int volatile_src)
+{
+	int err = 0;
+
+	if (b->n == BATCH_IOV || (volatile_src && b->bounced + n > WRITE_CHUNK))
+		err = batch_flush(fd, b);
+	if (err)
+		return err;
+	if (volatile_src) {
+		memcpy(d->bounce + b->bounced, src, n);
+		src = d->bounce + b->bounced;
+		b->bounced += n;
+	}
+	ckpt_xxh64_seq_add(xs, ckpt_xxh64(src, n));
+	b->iov[b->n].iov_base = (void *)src;
+	b->iov[b->n].iov_len = n;
+	b->n++;
+	return 0;
+}
+
 static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 			     uint64_t *offset)
 {
 	struct ckpt_xxh64_seq xs; /* of the pieces' XXH64s */
+	struct batch b = { .n = 0, .bounced = 0 };
 	uint64_t i, here = (uint64_t)(uintptr_t)&xs;
 	uint64_t rseq = d->hdr.rseq.addr, rseq_end = rseq + d->hdr.rseq.len;
 	/* Memory that changes under us while we hash and write it: the region
@@ -187,8 +261,16 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 			size_t n = ckpt_piece_len(run->len, done);
 			const char *src = p + done;
 			uint64_t at = run->start + done;
+			int moving = own_stack || (rseq && rseq < at + n && rseq_end > at);
 
-			if (own_stack || (rseq && rseq < at + n && rseq_end > at)) {
+			if (n < SMALL_PIECE) {
+				err = batch_add(d, fd, &b, &xs, src, n, moving);
+				continue;
+			}
+			err = batch_flush(fd, &b);
+			if (err)
+				break;
+			if (moving) {
 				memcpy(d->bounce, src, n);
 				src = d->bounce;
 			}
@@ -200,6 +282,9 @@ static int write_region_data(struct dump *d, int fd, struct ckpt_region *r,
 		*offset += run->len;
 		r->stored_bytes += run->len;
 	}
+	/* Before the region's protection goes back: the queue points into it. */
+	if (!err)
+		err = batch_flush(fd, &b);
 	if (r->nr_runs && (r->flags & CKPT_REGION_UNREADABLE))
 		mprotect((void *)(uintptr_t)r->start, r->end - r->start,
 			 (int)r->prot);
@@ -251,6 +336,34 @@ static int write_ghost(struct dump *d, int fd, struct ckpt_fd *f,
 	*offset += f->data_len;
 	return err;
 }
+
+#ifdef CKPT_TESTING
+/*
+ * Test builds only (libckpt-test.so, never installed): CKPT_TEST_SPOIL_TABLE
+ * puts the last run outside its region, with a valid tables checksum, as
+ * a wrong answer from the kernel once did; the self-check must catch it.
+ */
+static int test_spoil;
+
+__attribute__((constructor)) static void test_hooks(void)
+{
+	test_spoil = getenv("CKPT_TEST_SPOIL_TABLE") != NULL;
+}
+
+static void test_spoil_tables(const struct ckpt_header *h, char *tables)
+{
+	struct ckpt_run *runs = (void *)(tables + (h->runs_offset - h->regions_offset));
+
+	if (test_spoil && h->nr_runs)
+		runs[h->nr_runs - 1].start = CKPT_USER_TOP;
+}
+#else
+static void test_spoil_tables(const struct ckpt_header *h, char *tables)
+{
+	(void)h;
+	(void)tables;
+}
+#endif
 
 static int write_image(struct dump *d, int fd)
 {
@@ -311,6 +424,7 @@ static int write_image(struct dump *d, int fd)
 	       d->nr_signals * sizeof(struct ckpt_signal));
 	memcpy(tables + (h->strings_offset - h->regions_offset), d->strings,
 	       d->strings_len);
+	test_spoil_tables(h, tables);
 	h->tables_checksum = ckpt_xxh64(tables, tables_len);
 	err = write_all(fd, tables, tables_len);
 	munmap(tables, tables_len);
@@ -452,13 +566,14 @@ static int create_image_file(void)
 	if (err)
 		return err;
 	image_dir();
-	img.fd = open(img.dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	/* O_RDWR: the self-check maps what was written (dump_check.c). */
+	img.fd = open(img.dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (img.fd >= 0) {
 		img.unnamed = 1;
 	} else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
 		for (tries = 0; tries < 16; tries++) {
 			random_tmp_name();
-			img.fd = open(img.tmp, O_WRONLY | O_CREAT | O_EXCL |
+			img.fd = open(img.tmp, O_RDWR | O_CREAT | O_EXCL |
 					       O_NOFOLLOW | O_CLOEXEC, 0600);
 			if (img.fd >= 0 || errno != EEXIST)
 				break;
@@ -585,6 +700,9 @@ int write_checkpoint(struct dump *d)
 		ckpt_log("cannot write the image", ckpt_image_path, err);
 		goto out_discard;
 	}
+	err = -ckpt_self_check(img.fd, &d->hdr);
+	if (err)
+		goto out_discard;
 	err = publish_image_file();
 	if (err)
 		goto out_discard;

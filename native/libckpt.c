@@ -165,6 +165,8 @@ void dump_free(struct dump *d)
 		munmap(d->bounce, WRITE_CHUNK);
 	if (d->hashbuf)
 		munmap(d->hashbuf, CKPT_HASH_PIECE);
+	if (d->mincore_vec)
+		munmap(d->mincore_vec, MINCORE_CHUNK);
 	if (d->pagemap_fd >= 0)
 		close(d->pagemap_fd);
 	if (d->strings)

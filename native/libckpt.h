@@ -12,6 +12,7 @@
  *                 elsewhere: the same bytes under another inode)
  *   dump_proc.c   the state the kernel holds: registers, handlers, mm layout,
  *                 rseq, limits, timers, pending signals, open files
+ *   dump_check.c  the image read back and validated before it is published
  *   dump_write.c  the writer: data (checksummed on a second core), tables
  *                 and header into a temporary file, renamed into place
  *   interpose.c   the program's view of the checkpoint signal (sigaction,
@@ -47,6 +48,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <linux/futex.h>
 #include <time.h>
@@ -260,6 +262,7 @@ struct dump {
 	char timers_text[32768]; /* /proc/self/timers */
 	char *bounce; /* WRITE_CHUNK bytes: copies of our own, moving stack */
 	char *hashbuf; /* CKPT_HASH_PIECE bytes: file mappings' content hashes */
+	unsigned char *mincore_vec; /* MINCORE_CHUNK: shared memory's pages */
 	struct hasher hasher;
 	struct page_region *scan; /* PAGEMAP_SCAN output */
 	size_t scan_cap;
@@ -267,6 +270,8 @@ struct dump {
 	uint64_t self_ino; /* libckpt.so's inode, to flag its mappings */
 	struct ckpt_header hdr;
 };
+
+#define MINCORE_CHUNK (64UL << 10) /* pages per mincore() call */
 
 struct dump *dump_new(void);
 void dump_free(struct dump *d);
@@ -290,6 +295,9 @@ void ckpt_periodic_init(const char *value);
 void ckpt_periodic_arm(void);
 void ckpt_periodic_restarted(void);
 int ckpt_periodic_is_ours(int timer_id);
+
+/* dump_check.c: the image in fd, checked as myrestart would check it. */
+int ckpt_self_check(int fd, const struct ckpt_header *h);
 
 /* dump_write.c: write the image of d to a new file of ours, rename it. */
 int write_checkpoint(struct dump *d);

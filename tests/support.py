@@ -594,6 +594,10 @@ TARGETS = (
     Target("sigstate"),  # pending signals and POSIX timers
     Target("rseq_own"),  # an rseq area of the program's own, not glibc's
     Target("procset", ("settings",)),  # subreaper, oom_score_adj, membarrier
+    # Many runs in one mapping, where PAGEMAP_SCAN's answers went backwards.
+    Target("scanpat", ("alternate",), max_image=48 << 20),
+    Target("scanpat", ("third",), max_image=32 << 20),
+    Target("scanpat", ("churn",)),
 )
 RESTARTABLE = tuple(t for t in TARGETS if t.restartable)
 
