@@ -112,6 +112,12 @@
 #define CKPT_EXIT_RESTORE 14      /* failure after the point of no return */
 #define CKPT_EXIT_FILES 15        /* an open file changed: unsafe to go on */
 #define CKPT_EXIT_PID 16          /* --pid=require and the pid is not to be had */
+/*
+ * Not a failure: with CKPT_EXIT_AFTER=1 the program ends with this status
+ * once its image is complete (a job script requeues on it). Far from the
+ * statuses above so that more of those never collide with it.
+ */
+#define CKPT_EXIT_CHECKPOINTED 85
 
 struct ckpt_sigaction { /* the kernel's struct for rt_sigaction(2) */
 	uint64_t handler;

@@ -25,6 +25,7 @@
 
 int ckpt_signo = SIGUSR2;
 int ckpt_fsync;
+int ckpt_exit_after;
 int ckpt_fork;
 int ckpt_verbose;
 char ckpt_image_path[PATH_MAX];
@@ -256,6 +257,20 @@ static void dumpable_restore(void)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/*
+ * CKPT_EXIT_AFTER=1: "checkpoint, then exit", for a job script that must
+ * free its node once the image is whole. Only after a checkpoint that
+ * succeeded (a failed one leaves the program running, its last image in
+ * place) and only on the checkpoint's path through the handler: a restarted
+ * process comes back through ckpt_save_resume's second return and never
+ * gets here for the checkpoint it resumes from.
+ */
+static void exit_if_asked(long err)
+{
+	if (ckpt_exit_after && err == 0)
+		syscall(SYS_exit_group, CKPT_EXIT_CHECKPOINTED);
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -286,7 +301,8 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		pid_t writer = 0;
 
 		dumpable_for_checkpoint();
-		if (ckpt_fork)
+		/* Exiting needs the image whole, hence no forked writer. */
+		if (ckpt_fork && !ckpt_exit_after)
 			err = checkpoint_forked(uc, sig, &writer);
 		else
 			err = checkpoint(uc, sig);
@@ -294,6 +310,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		/* A tracer holding us here sees memory as in the image. */
 		errno = saved_errno;
 		ckpt_image_done(err, ckpt_image_path, writer);
+		exit_if_asked(err);
 	}
 	/* Both after the checkpoint and after a restart: return through the
 	 * kernel's signal frame, which holds every register of the program. */
@@ -370,6 +387,8 @@ __attribute__((constructor)) static void ckpt_init(void)
 	ckpt_verbose = flag && *flag && *flag != '0';
 	flag = getenv("CKPT_FORK");
 	ckpt_fork = flag && *flag && *flag != '0';
+	flag = getenv("CKPT_EXIT_AFTER");
+	ckpt_exit_after = flag && *flag && *flag != '0';
 
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = ckpt_handler;
