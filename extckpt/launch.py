@@ -134,9 +134,20 @@ def stale_temporaries(path: str) -> list[str]:
     stale = []
     for entry in entries:
         m = pattern.fullmatch(entry)
-        if m and not os.path.exists(f"/proc/{m[1]}"):
+        if m and not _alive(int(m[1])):
             stale.append(os.path.join(directory, entry))
     return sorted(stale)
+
+
+def _alive(pid: int) -> bool:
+    """A process with this pid exists and is not a zombie (a killed job's
+    program can stay one a while, until whoever inherited it reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def _remove_stale_temporaries(path: str) -> None:
