@@ -105,6 +105,17 @@ def _which(prog: str, env: Mapping[str, str]) -> str | None:
     return os.path.realpath(found) if found and os.path.exists(found) else None
 
 
+def _is_elf(path: str) -> bool:
+    """A program, not a script: a script (a pyenv shim, a wrapper that
+    sets up and execs the real program) never is the process's exe, so
+    there is nothing to compare it with."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def _check_resumable(path: str, prog: str, env: Mapping[str, str]) -> None:
     """Validate every checksum of the image at path and that it was made
     from prog; raise an ImageError that says the image is kept."""
@@ -115,7 +126,7 @@ def _check_resumable(path: str, prog: str, env: Mapping[str, str]) -> None:
     except ImageError as e:
         raise type(e)(f"cannot resume from {path}: {e.message}", _NOT_RESUMABLE_HINT) from None
     want = _which(prog, env)
-    if want is not None and os.path.realpath(exe) != want:
+    if want is not None and _is_elf(want) and os.path.realpath(exe) != want:
         raise ResumeMismatchError(
             f"cannot resume from {path}: it is an image of {exe}, not of {prog} ({want})"
         )

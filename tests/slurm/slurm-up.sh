@@ -15,7 +15,10 @@
 # proctrack/linuxproc (a job's processes are found by parentage), task/none,
 # no accounting. cred_expire is short because Slurm holds a requeued job
 # back until the credentials of its last run have expired (120 s by
-# default); 10 s keeps the tests quick.
+# default; slurmd refuses to start a job it killed before that, so
+# `scontrol update StartTime=now` is no way round it), and sched_interval
+# short so that the job starts as soon as it may: a requeued job runs again
+# about 7 s after its requeue.
 set -euo pipefail
 
 dir=${1:?usage: slurm-up.sh DIR}
@@ -66,7 +69,8 @@ SlurmctldPort=${SLURM_TEST_PORT:-6917}
 SlurmdPort=$(( ${SLURM_TEST_PORT:-6917} + 1 ))
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$socket,cred_expire=10
+AuthInfo=socket=$socket,cred_expire=5
+SchedulerParameters=sched_interval=2
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
