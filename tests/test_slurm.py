@@ -14,6 +14,7 @@ cannot be installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -70,7 +71,9 @@ def slurm(tmp_path_factory, request):
         if r.returncode == 3:
             reason = f"no Slurm here: {r.stderr.strip()}"
             # Loudly: on the terminal even with -q, not only in the summary.
-            request.config.get_terminal_reporter().write_line(f"SKIPPED test_slurm.py: {reason}", yellow=True)
+            capture = request.config.pluginmanager.get_plugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                print(f"\nSKIPPED tests/test_slurm.py: {reason}", file=sys.stderr, flush=True)
             pytest.skip(reason)
         logs = "".join(f"\n--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted((d / "log").glob("*.log")))
         assert r.returncode == 0, f"slurm-up.sh failed ({r.returncode}):\n{r.stderr}{logs}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
+# slurm-up.sh --install-only - install slurm-wlm and munge if missing (.ci/run)
 # slurm-up.sh DIR - start a one-node Slurm on this machine, for the tests of
 # examples/slurm/: munged, slurmctld and slurmd on localhost, everything
 # (config, state, logs, sockets) under DIR, nothing in /etc touched. Installs
@@ -21,10 +22,16 @@
 # about 7 s after its requeue.
 set -euo pipefail
 
-dir=${1:?usage: slurm-up.sh DIR}
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
 log() { printf 'slurm-up: %s\n' "$*" >&2; }
+install_only=
+if [[ ${1-} == --install-only ]]; then
+	install_only=1
+	dir=$(mktemp -d)
+else
+	dir=${1:?usage: slurm-up.sh DIR | slurm-up.sh --install-only}
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+fi
 
 install_packages() {
 	command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
@@ -41,6 +48,7 @@ install_packages() {
 }
 
 install_packages || exit 3
+[[ -n $install_only ]] && exit 0
 
 host=$(hostname -s)
 # The node must resolve; most containers map their own name in /etc/hosts.
