@@ -21,16 +21,23 @@
 #SBATCH --requeue
 #SBATCH --open-mode=append
 #SBATCH --signal=B:USR2@120
+#SBATCH --output=%x-%j.out
+#SBATCH --error=%x-%j.err
+#
+# The program's output is appended to %x-%j.out across the runs, exactly as
+# one uninterrupted run would write it; this script's lines (and Slurm's
+# "CANCELLED ... DUE TO JOB REQUEUE") go to %x-%j.err.
 #
 # Settings, from the environment (sbatch --export=ALL,JOB_IMAGE=... or here):
 #   JOB_IMAGE  the image's path, on storage every node of the job can reach
-#              [$SLURM_SUBMIT_DIR/extckpt-$SLURM_JOB_ID.ckpt]
+#              [$SLURM_SUBMIT_DIR/extckpt-$SLURM_JOB_ID.ckpt]; set it to go
+#              on from a job that ended (scancel, a crash) in a new one
 #   JOB_GRACE  seconds to wait for the image after the signal before giving
 #              up on it and requeueing from the previous one [100]
 #   EXTCKPT    the extckpt command [extckpt]
 #
 # What happens when things go wrong (each one tested in
-# tests/test_slurm_recipe.py):
+# tests/test_extckpt_resume.py; tests/test_slurm.py runs this on Slurm):
 #   - the signal comes while the job starts or resumes: it waits (extckpt
 #     blocks it) and the program checkpoints as soon as it runs again; if it
 #     comes in the first instants, before extckpt has blocked it, extckpt
