@@ -394,3 +394,28 @@ def test_job_script_bad_image_fails_the_job(jobs, tmp_path, digest):
     assert "cannot resume from" in job.stderr()
     assert requeues(tmp_path) == 0
     assert image.read_bytes() == b"something else"
+
+
+@pytest.mark.parametrize("exit_after", [True, False])
+def test_signal_before_a_fresh_start(tmp_path, exit_after):
+    """The checkpoint signal pending (blocked) when there is no image and
+    no program yet: with CKPT_EXIT_AFTER, end with CKPT_EXIT_CHECKPOINTED
+    (nothing new to save); without, take it and go on. Never die of it."""
+    code = (
+        "import os, signal, sys\n"
+        "from extckpt import launch\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "launch._signal_before_start(signal.SIGUSR2, os.environ)\n"
+        "assert signal.SIGUSR2 not in signal.sigpending()\n"
+        "print('went on')\n"
+    )
+    env = env_for(tmp_path, **({"CKPT_EXIT_AFTER": "1"} if exit_after else {}))
+    argv = [sys.executable, "-c", code]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=DEADLINE, check=False)
+    if exit_after:
+        assert r.returncode == CHECKPOINTED, r.stderr
+        assert "nothing new to save" in r.stderr and r.stdout == ""
+    else:
+        assert r.returncode == 0, r.stderr
+        assert "ignored" in r.stderr and r.stdout == "went on\n"
