@@ -29,6 +29,7 @@ from .check import check as api_check
 from .errors import EXIT_CODE_HELP, ExitCode, ExtckptError, UsageError
 from .launch import parse_duration
 from .launch import restart as api_restart
+from .launch import resume as api_resume
 from .launch import run as api_run
 from .ps import PsResult
 from .ps import ps as api_ps
@@ -179,8 +180,17 @@ libckpt.so first in LD_PRELOAD, CKPT_IMAGE set to the image's absolute path
 and CKPT_SIGNAL to the trigger signal. Then `extckpt attach PID`, or
 `kill -USR2 PID`, writes the image.
 \b
-Example:
+With --resume (start or resume, for job scripts): when the image file
+exists, check it (every checksum, and that PROG made it) and restart it as
+`extckpt restart` does; when there is none, start PROG. A file there that
+cannot be resumed is an error (exit 2), never a fresh start. Files
+IMAGE.tmp.PID left by an interrupted checkpoint are removed.
+With --every, it also checkpoints itself every DURATION.
+\b
+Examples:
   extckpt run --image ~/ckpt/counter.ckpt -- ./counter 100
+  extckpt run --every 10m --image ~/ckpt/counter.ckpt -- ./counter 100
+  CKPT_EXIT_AFTER=1 extckpt run --resume --image ~/ckpt/job.ckpt -- ./counter 100
 
 {EXIT_CODE_HELP}
 """,
@@ -202,10 +212,20 @@ Example:
     help="Also checkpoint every DURATION (30s, 10m, 2h), counted from the end of the "
     "previous checkpoint (CKPT_INTERVAL).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Restart the image at --image if there is one, else start PROG.",
+)
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- PROG [ARGS]...")
 @handle_errors()
-def run(image: str | None, signame: str | None, every: str | None, argv: tuple[str, ...]) -> None:
-    api_run(list(argv), image=image, signal=signame, every=parse_duration(every) if every else None)
+def run(
+    image: str | None, signame: str | None, every: str | None, resume: bool, argv: tuple[str, ...]
+) -> None:
+    interval = parse_duration(every) if every else None
+    if resume:
+        api_resume(list(argv), image=image, signal=signame, every=interval)
+    api_run(list(argv), image=image, signal=signame, every=interval)
 
 
 # ---- attach --------------------------------------------------------------

@@ -114,6 +114,12 @@
 #define CKPT_EXIT_FILES 15        /* an open file changed: unsafe to go on */
 #define CKPT_EXIT_PID 16          /* --pid=require and the pid is not to be had */
 #define CKPT_EXIT_OWNER 17        /* another user's image, or writable by others */
+/*
+ * Not a failure: with CKPT_EXIT_AFTER=1 the program ends with this status
+ * once its image is complete (a job script requeues on it). Far from the
+ * statuses above so that more of those never collide with it.
+ */
+#define CKPT_EXIT_CHECKPOINTED 85
 
 struct ckpt_sigaction { /* the kernel's struct for rt_sigaction(2) */
 	uint64_t handler;

@@ -25,6 +25,7 @@
 
 int ckpt_signo = SIGUSR2;
 int ckpt_fsync;
+int ckpt_exit_after;
 int ckpt_fork;
 int ckpt_verbose;
 char ckpt_image_path[PATH_MAX];
@@ -446,6 +447,20 @@ static void not_the_owner(void)
 	ckpt_image_done(ECHILD, ckpt_image_path, 0, 0);
 }
 
+/*
+ * CKPT_EXIT_AFTER=1: "checkpoint, then exit", for a job script that must
+ * free its node once the image is whole. Only after a checkpoint that
+ * succeeded (a failed one leaves the program running, its last image in
+ * place) and only on the checkpoint's path through the handler: a restarted
+ * process comes back through ckpt_save_resume's second return and never
+ * gets here for the checkpoint it resumes from.
+ */
+static void exit_if_asked(long err)
+{
+	if (ckpt_exit_after && err == 0)
+		syscall(SYS_exit_group, CKPT_EXIT_CHECKPOINTED);
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -503,7 +518,8 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		uint64_t stamp = 0;
 
 		dumpable_for_checkpoint();
-		if (ckpt_fork)
+		/* Exiting needs the image whole, hence no forked writer. */
+		if (ckpt_fork && !ckpt_exit_after)
 			err = checkpoint_forked(uc, sig, &writer, &stamp);
 		else
 			err = checkpoint(uc, sig, &stamp);
@@ -511,6 +527,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 		/* A tracer holding us here sees memory as in the image. */
 		errno = saved_errno;
 		ckpt_image_done(err, ckpt_image_path, writer, stamp);
+		exit_if_asked(err);
 		ckpt_periodic_arm(); /* the next one an interval from now */
 	} else {
 		resumed();
@@ -612,6 +629,8 @@ __attribute__((constructor)) static void ckpt_init(void)
 	ckpt_verbose = flag && *flag && *flag != '0';
 	flag = getenv("CKPT_FORK");
 	ckpt_fork = flag && *flag && *flag != '0';
+	flag = getenv("CKPT_EXIT_AFTER");
+	ckpt_exit_after = flag && *flag && *flag != '0';
 	if (init_owner() < 0)
 		return;
 

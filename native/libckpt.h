@@ -73,6 +73,7 @@
 
 extern int ckpt_signo;
 extern int ckpt_fsync;
+extern int ckpt_exit_after;
 extern int ckpt_fork;
 extern int ckpt_verbose;
 extern char ckpt_image_path[PATH_MAX];
