@@ -69,7 +69,7 @@ def scan(fd: int, start: int, end: int, *, private: bool) -> list[tuple[int, int
     arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
     arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED
     out: list[tuple[int, int]] = []
-    pos = start
+    pos = taken = start
     while pos < end:
         arg.start, arg.end, arg.walk_end = pos, end, 0
         try:
@@ -78,13 +78,22 @@ def scan(fd: int, start: int, end: int, *, private: bool) -> list[tuple[int, int
             if e.errno in (errno.ENOTTY, errno.EINVAL, errno.EOPNOTSUPP):
                 raise Unsupported(os.strerror(e.errno)) from None
             raise
-        for i in range(n):
-            a, b = vec[i].start, vec[i].end
+        # Trust no answer (native/dump_mem.c, scan_region): ranges are cut
+        # to what is not yet taken; after a full vector, walk_end may lie
+        # before ranges already returned, so go on from the last one taken.
+        for i in range(min(n, _VEC)):
+            a, b = max(vec[i].start, taken), min(vec[i].end, end)
+            if a >= b:
+                continue
             if out and out[-1][1] == a:
                 out[-1] = (out[-1][0], b)
             else:
                 out.append((a, b))
-        if arg.walk_end <= pos:
+            taken = b
+        nxt = taken if n >= _VEC else max(arg.walk_end, taken)
+        if n < _VEC and nxt >= end:
             break
-        pos = arg.walk_end
+        if nxt <= pos:
+            raise OSError(errno.EIO, f"PAGEMAP_SCAN made no progress at {pos:#x}")
+        pos = nxt
     return out

@@ -20,6 +20,31 @@ static struct sigaction ckpt_prog_action;
 static int ckpt_prog_blocked;
 int ckpt_armed;
 
+/*
+ * Memory the program marks MADV_DONTFORK is not in a forked copy at all,
+ * and MADV_WIPEONFORK memory reads as zeros there: a forked writer would
+ * write an image without it (a restart then crashes or sees zeros). Once
+ * the program has asked for either, checkpoints are taken synchronously.
+ */
+int ckpt_fork_blind;
+
+CKPT_EXPORT int madvise(void *addr, size_t len, int advice)
+{
+	static int (*real)(void *, size_t, int);
+	int ret;
+
+	if (!real)
+		real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	ret = real(addr, len, advice);
+	if (ret == 0 && (advice == MADV_DONTFORK || advice == MADV_WIPEONFORK))
+		ckpt_fork_blind = 1;
+	return ret;
+}
+
 int ckpt_interpose_init(void)
 {
 	ckpt_real_sigaction = dlsym(RTLD_NEXT, "sigaction");

@@ -461,6 +461,22 @@ static void exit_if_asked(long err)
 		syscall(SYS_exit_group, CKPT_EXIT_CHECKPOINTED);
 }
 
+/* True (after one line, the first time) when a forked writer could not see
+ * all of the program's memory: the checkpoint is then synchronous. */
+static int fork_blind_said(void)
+{
+	static int said;
+
+	if (ckpt_fork_blind && !said) {
+		ckpt_log("the program marked memory MADV_DONTFORK or "
+			 "MADV_WIPEONFORK, which a forked copy cannot see: its "
+			 "checkpoints are synchronous (CKPT_FORK ignored)",
+			 NULL, 0);
+		said = 1;
+	}
+	return ckpt_fork_blind;
+}
+
 static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 {
 	const ucontext_t *uc = ucv;
@@ -519,7 +535,7 @@ static void ckpt_handler(int sig, siginfo_t *si, void *ucv)
 
 		dumpable_for_checkpoint();
 		/* Exiting needs the image whole, hence no forked writer. */
-		if (ckpt_fork && !ckpt_exit_after)
+		if (ckpt_fork && !ckpt_exit_after && !fork_blind_said())
 			err = checkpoint_forked(uc, sig, &writer, &stamp);
 		else
 			err = checkpoint(uc, sig, &stamp);

@@ -161,6 +161,9 @@ struct ckpt_prog_rseq {
 };
 extern struct ckpt_prog_rseq ckpt_prog_rseq;
 
+/* The program asked for MADV_DONTFORK or MADV_WIPEONFORK (interpose.c). */
+extern int ckpt_fork_blind;
+
 /* Find libc's functions that we stand in front of; -1 if one is missing. */
 int ckpt_interpose_init(void);
 
