@@ -385,3 +385,28 @@ def test_region_below_mmap_min_addr(tmp_path, image_bytes):
         subprocess.run(["userdel", name], check=False, timeout=30)
         shutil.rmtree(shared, ignore_errors=True)
     assert_refused(r, "CKPT_EXIT_RESOURCE", mentions=["vm.mmap_min_addr", "0x0 "])
+
+
+@pytest.fixture
+def low_max_map_count():
+    """vm.max_map_count lowered to 20 for the test (root only), then restored."""
+    knob = Path("/proc/sys/vm/max_map_count")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to lower vm.max_map_count for a moment")
+    old = knob.read_text()
+    try:
+        knob.write_text("20")
+    except OSError as e:
+        pytest.skip(f"cannot write {knob}: {e}")
+    try:
+        yield
+    finally:
+        knob.write_text(old)
+
+
+def test_more_regions_than_max_map_count(good_image, low_max_map_count):
+    """More regions than the kernel lets a process map: refused with the
+    limit named, before the point of no return (exit 13), not a failed
+    mmap after it."""
+    line = assert_refused(run_myrestart(good_image), "CKPT_EXIT_RESOURCE")
+    assert "max_map_count" in line, line
