@@ -25,8 +25,8 @@
  *                       signal, not a hiccup of the VM elsewhere in the
  *                       window; then everything is reset
  *   "rewrote NS"        on SIGHUP: the time it took to write every touched
- *                       byte once more (after a restart that mapped the
- *                       image, this is where the copy-on-write faults go)
+ *                       byte once more (after a restart that left pages
+ *                       to fault in later, this is where they would go)
  *   "forked NS"         on SIGALRM: the time a bare fork() of this process
  *                       took (the child exits at once): the floor for the
  *                       pause of a forked checkpoint, which forks the same

@@ -424,8 +424,8 @@ ckpt_image.h: 3-15 for a bad image, a changed file or a failed restore).
 @click.option(
     "--copy",
     is_flag=True,
-    help="Read all memory into place instead of mapping the image's larger runs "
-    "copy-on-write: a slower restart, after which the program no longer uses the image file.",
+    help="Accepted and ignored, for old scripts: every restart reads all memory into place, "
+    "and the restarted program no longer uses the image file.",
 )
 @click.option(
     "--any-owner",

@@ -45,6 +45,10 @@ enum ckpt_plan_msg {
 	CKPT_NR_MSGS
 };
 
+struct ckpt_keep_range {
+	uint64_t start, end;
+};
+
 struct ckpt_plan {
 	/* [keep_start, keep_end): blob, plan, stack, parked vDSO and the
 	 * mapped image file. libckpt's resume entry finally unmaps it. */
@@ -52,15 +56,13 @@ struct ckpt_plan {
 	uint64_t keep_end;
 	uint64_t image_base; /* the image file, mapped read-only */
 	uint64_t image_len;
-	uint64_t user_top;   /* unmap everything below this but keep */
-	/* Runs of private anonymous memory at least map_min_len long are
-	 * mapped from the image (MAP_PRIVATE) instead of copied: no page is
-	 * allocated or copied until the program writes it. UINT64_MAX: copy
-	 * everything (myrestart --copy). */
-	uint64_t map_min_len;
-	uint64_t image_dev;  /* the image file, for libckpt: a later */
-	uint64_t image_ino;  /* checkpoint saves such mappings whole */
-	int32_t image_fd;
+	uint64_t user_top;   /* unmap everything below this but keep[] */
+	/* What survives the blob's unmapping of myrestart, sorted, not
+	 * touching: the kept range and the regions myrestart already put in
+	 * place (placed[]). */
+	struct ckpt_keep_range *keep;
+	int64_t nr_keep;
+	uint8_t *placed; /* per region: mapped and filled by myrestart */
 	int32_t exe_fd; /* the program's executable, or -1 */
 	int32_t nr_special;
 	struct ckpt_special_move special[3];
@@ -75,19 +77,17 @@ struct ckpt_plan {
 };
 
 /*
- * May the runs of r be mapped from the image? Only for private anonymous
- * memory whose behaviour a file mapping keeps: not the stack (it must grow
- * down), not memory that madvise or mlock gave properties only anonymous
- * memory has, not libckpt's own.
+ * Does myrestart map and fill r before the point of no return
+ * (restore_mem.c)? Private anonymous memory with data, but not the stack
+ * (it must be mapped MAP_GROWSDOWN) and not libckpt's own mappings: the
+ * blob maps and copies those, as every other kind of region.
  */
-static inline int ckpt_region_mappable(const struct ckpt_region *r)
+static inline int ckpt_region_placeable(const struct ckpt_region *r)
 {
-	return r->kind == CKPT_KIND_ANON &&
+	return r->kind == CKPT_KIND_ANON && r->nr_runs &&
 	       !(r->flags & (CKPT_REGION_SHARED | CKPT_REGION_GROWSDOWN |
 			     CKPT_REGION_CKPTLIB)) &&
-	       !(r->vmflags & (CKPT_VM_GROWSDOWN | CKPT_VM_LOCKED |
-			       CKPT_VM_WIPEONFORK | CKPT_VM_HUGEPAGE |
-			       CKPT_VM_MERGEABLE));
+	       !(r->vmflags & CKPT_VM_GROWSDOWN);
 }
 
 /* Entry point of the blob, copied out of myrestart's ckpt_blob section. */

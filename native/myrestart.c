@@ -16,14 +16,13 @@
  * The blob unmaps all of myrestart, moves the vDSO, maps the program back
  * and enters libckpt.so's resume code: the program continues inside its
  * checkpoint signal handler, with myrestart's pid and file descriptors.
- * The program's longer runs of private anonymous memory are mapped from
- * the image file, copy-on-write, not copied (--copy copies them): a page is
- * only allocated when the program writes it.
+ * The program's private anonymous memory is mapped anonymous again and
+ * filled before the point of no return (restore_mem.c), so that its
+ * checksums are checked where it lies; nothing of the program refers to the
+ * image once it runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +41,7 @@
 #include "ckpt_hash.h"
 #include "ckpt_plan.h"
 #include "ckpt_validate.h"
+#include "restore_mem.h"
 #include "restore_proc.h"
 
 #define PAGE_SZ ((uint64_t)CKPT_PAGE_SIZE)
@@ -422,137 +422,39 @@ static void unregister_own_rseq(void)
 		    strerror(errno));
 }
 
-/*
- * Every region's checksum, before anything is restored. Checksums cover
- * 1 MiB pieces (ckpt_image.h, Integrity), so two threads share the work
- * whatever the regions' sizes: each takes the next few pieces and hashes
- * them; then the pieces' hashes are combined region by region. The image
- * is in the page cache: this is bound by the hash, not the disk.
- */
-struct piece {
-	uint64_t offset, len;
-};
-
-struct data_check {
-	const unsigned char *img;
-	const struct piece *pieces;
-	uint64_t *digests;
-	uint64_t nr;
-	atomic_uint_fast64_t next;
-};
-
-#define PIECES_PER_TAKE 4
-
-static void *data_check_worker(void *arg)
+static int keep_cmp(const void *a, const void *b)
 {
-	struct data_check *dc = arg;
-	uint64_t k, end;
+	const struct ckpt_keep_range *x = a, *y = b;
 
-	while ((k = atomic_fetch_add(&dc->next, PIECES_PER_TAKE)) < dc->nr) {
-		end = k + PIECES_PER_TAKE < dc->nr ? k + PIECES_PER_TAKE : dc->nr;
-		for (; k < end; k++)
-			dc->digests[k] = ckpt_xxh64(dc->img + dc->pieces[k].offset,
-						    dc->pieces[k].len);
-	}
-	return NULL;
+	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static void check_data(const unsigned char *img, const char *path)
+/* The kept range and the placed regions, sorted, touching ones merged. */
+static void plan_keep(const unsigned char *img, struct ckpt_plan *plan)
 {
 	const struct ckpt_header *h = (const void *)img;
 	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
-	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
-	struct data_check dc = { .img = img };
-	struct ckpt_verdict v = { 0 };
-	struct piece *pieces;
-	uint64_t i, j, done, nr = 0, first = 0;
-	pthread_t helper;
-	int have_helper;
+	struct ckpt_keep_range *k = plan->keep;
+	int64_t n = 0, i, m = 0;
+	uint64_t j;
 
-	for (i = 0; i < h->nr_regions; i++)
-		nr += ckpt_region_pieces(img, i);
-	pieces = malloc((nr + 1) * sizeof(*pieces));
-	dc.digests = malloc((nr + 1) * sizeof(*dc.digests));
-	if (!pieces || !dc.digests)
-		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
-	for (i = 0; i < h->nr_regions; i++)
-		for (j = 0; j < regs[i].nr_runs; j++) {
-			const struct ckpt_run *run = &runs[regs[i].first_run + j];
-
-			for (done = 0; done < run->len; done += CKPT_HASH_PIECE) {
-				pieces[dc.nr].offset = run->data_offset + done;
-				pieces[dc.nr].len = ckpt_piece_len(run->len, done);
-				dc.nr++;
-			}
+	k[n].start = plan->keep_start;
+	k[n++].end = plan->keep_end;
+	for (j = 0; j < h->nr_regions; j++)
+		if (plan->placed[j]) {
+			k[n].start = regs[j].start;
+			k[n++].end = regs[j].end;
 		}
-	dc.pieces = pieces;
-	/* Without a second thread (limits), this one does it all. */
-	have_helper = pthread_create(&helper, NULL, data_check_worker, &dc) == 0;
-	data_check_worker(&dc);
-	if (have_helper)
-		pthread_join(helper, NULL);
-	for (i = 0; i < h->nr_regions && !v.status; i++) {
-		ckpt_check_region_digests(img, i, dc.digests + first, &v);
-		first += ckpt_region_pieces(img, i);
-	}
-	free(pieces);
-	free(dc.digests);
-	if (!v.status)
-		ckpt_check_ghost_data(img, &v);
-	if (v.status)
-		ckpt_die(v.status, "%s: %s", path, v.msg);
-}
-
-/*
- * The shortest run worth mapping from the image rather than copying. Each
- * mapped run is a mapping of its own (two, with the hole after it), and
- * the kernel allows vm.max_map_count: keep to a quarter of that, mapping
- * the longest runs first.
- */
-#define MAP_MIN_RUN (64UL << 10)
-
-static int len_cmp_desc(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x > y ? -1 : x < y;
-}
-
-static uint64_t map_threshold(const unsigned char *img)
-{
-	const struct ckpt_header *h = (const void *)img;
-	const struct ckpt_region *regs = (const void *)(img + h->regions_offset);
-	const struct ckpt_run *runs = (const void *)(img + h->runs_offset);
-	uint64_t budget = 65530 / 4, nr = 0, i, j, *lens, min;
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-	unsigned long long max_maps;
-
-	if (f) {
-		if (fscanf(f, "%llu", &max_maps) == 1)
-			budget = max_maps / 4;
-		fclose(f);
-	}
-	lens = malloc((h->nr_runs + 1) * sizeof(*lens));
-	if (!lens)
-		ckpt_die(CKPT_EXIT_RESOURCE, "out of memory");
-	for (i = 0; i < h->nr_regions; i++) {
-		if (!ckpt_region_mappable(&regs[i]))
-			continue;
-		for (j = 0; j < regs[i].nr_runs; j++) {
-			uint64_t len = runs[regs[i].first_run + j].len;
-
-			if (len >= MAP_MIN_RUN)
-				lens[nr++] = len;
+	qsort(k, (size_t)n, sizeof(*k), keep_cmp);
+	for (i = 1; i < n; i++) {
+		if (k[i].start <= k[m].end) {
+			if (k[i].end > k[m].end)
+				k[m].end = k[i].end;
+		} else {
+			k[++m] = k[i];
 		}
 	}
-	min = MAP_MIN_RUN;
-	if (nr > budget) {
-		/* Strictly longer than the first run left out. */
-		qsort(lens, nr, sizeof(*lens), len_cmp_desc);
-		min = lens[budget] + 1;
-	}
-	free(lens);
-	return min;
+	plan->nr_keep = n ? m + 1 : 0;
 }
 
 /* The login name of uid from /etc/passwd (no NSS in a static binary). */
@@ -673,11 +575,9 @@ static void usage(FILE *out)
 		"appears here)\n"
 		"  --force-files  go on when a file the program had open was "
 		"replaced or cut\n                 below its offset\n"
-		"  --copy         read all memory into place; by default the "
-		"image's longer\n                 runs are mapped from IMAGE, "
-		"copy-on-write (a faster restart;\n                 the "
-		"program then needs IMAGE not to be overwritten in place,\n"
-		"                 as cp onto it would: rm and mv are fine)\n"
+		"  --copy         accepted and ignored (memory is always copied "
+		"into place:\n                 once restarted, the program "
+		"does not need IMAGE)\n"
 		"  --any-owner    restart an image that is not yours (root's, "
 		"for root) or that\n                 others may write: it runs "
 		"as you (exit 17 without it)\n"
@@ -698,7 +598,7 @@ int main(int argc, char **argv)
 	uint64_t keep, nr_regions;
 	unsigned char *base;
 	struct fd_plan *fdplan;
-	sigset_t all;
+	sigset_t all, stop;
 	int fd, i, floor;
 
 	for (i = 1; i < argc; i++) {
@@ -721,7 +621,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--force-files")) {
 			opts.force_files = 1;
 		} else if (!strcmp(argv[i], "--copy")) {
-			opts.copy_memory = 1;
+			/* What every restart does now; kept for old scripts. */
 		} else if (!strcmp(argv[i], "--any-owner")) {
 			opts.any_owner = 1;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -757,13 +657,17 @@ int main(int argc, char **argv)
 	if (st.st_size == 0)
 		ckpt_die(CKPT_EXIT_EMPTY, "%s: the image file is empty", path);
 	image_len = page_up((uint64_t)st.st_size);
-	img = mmap(NULL, image_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	/* Not MAP_POPULATE: the copy (restore_mem.c) populates each piece on
+	 * the thread that copies it. */
+	img = mmap(NULL, image_len, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (img == MAP_FAILED)
 		ckpt_die(CKPT_EXIT_RESOURCE, "cannot map image %s: %s", path,
 		    strerror(errno));
-	if (ckpt_validate(img, (size_t)st.st_size, 0, &verdict))
+	/* The memory's checksums are checked as it is copied into place,
+	 * later; the saved contents of deleted files are needed sooner. */
+	if (ckpt_validate(img, (size_t)st.st_size, 0, &verdict) ||
+	    ckpt_check_ghost_data(img, &verdict))
 		ckpt_die(verdict.status, "%s: %s", path, verdict.msg);
-	check_data(img, path);
 	check_limits(img, path);
 	h = (const void *)img;
 	nr_regions = h->nr_regions;
@@ -777,7 +681,9 @@ int main(int argc, char **argv)
 	 */
 	read_self_maps(&sm);
 	blob_len = page_up((uint64_t)(__stop_ckpt_blob - __start_ckpt_blob));
-	data_len = page_up(sizeof(*plan) + (nr_regions * 2 + 2) * sizeof(int32_t));
+	data_len = page_up(sizeof(*plan) + (nr_regions * 2 + 2) * sizeof(int32_t) +
+			   (nr_regions + 2) * sizeof(struct ckpt_keep_range) +
+			   nr_regions);
 	stack_len = BLOB_STACK;
 	special_len = 0;
 	for (i = CKPT_KIND_VDSO; i <= CKPT_KIND_VVAR_VCLOCK; i++)
@@ -811,18 +717,16 @@ int main(int argc, char **argv)
 	plan->user_top = CKPT_USER_TOP;
 	plan->region_fd = (int32_t *)(plan + 1);
 	plan->close_fds = plan->region_fd + nr_regions;
+	plan->keep = (void *)((uintptr_t)(plan->close_fds + nr_regions + 2 + 1) &
+			      ~(uintptr_t)7);
+	plan->placed = (uint8_t *)(plan->keep + nr_regions + 1);
 	plan->exe_fd = -1;
-	plan->image_fd = -1;
-	plan->map_min_len = opts.copy_memory ? UINT64_MAX : map_threshold(img);
-	plan->image_dev = (uint64_t)st.st_dev;
-	plan->image_ino = (uint64_t)st.st_ino;
 	set_msgs(plan);
 	plan_specials(img, &sm, plan,
 		      keep + blob_len + data_len + stack_len);
 	open_files(img, floor, plan->region_fd, plan->close_fds,
 		   &plan->nr_close_fds);
 	plan->close_fds[plan->nr_close_fds++] = fd;
-	plan->image_fd = fd;
 	plan->exe_fd = ckpt_fd_above(open_exe(img), floor);
 	if (plan->exe_fd >= 0)
 		plan->close_fds[plan->nr_close_fds++] = plan->exe_fd;
@@ -858,6 +762,20 @@ int main(int argc, char **argv)
 	/* From here on, maybe in a child under the program's own pid. */
 	ckpt_claim_pid(img, &opts);
 	ckpt_restore_own_settings(img);
+	/* Here, not sooner: the memory must land in the process that becomes
+	 * the program; and before the fds: a failure still reaches stderr.
+	 * It is the long step (checksums and copies): SIGINT, SIGTERM and
+	 * SIGHUP still end the restart there, which has touched nothing of
+	 * the program's yet (under the original pid the parent passes them on
+	 * and dies as this process does). */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &stop, NULL);
+	ckpt_restore_memory(img, fd, path, plan->placed, opts.verbose);
+	plan_keep(img, plan);
+	sigprocmask(SIG_BLOCK, &all, NULL);
 	ckpt_install_fds(img, fdplan, plan->close_fds, plan->nr_close_fds);
 
 	/* The point of no return. */

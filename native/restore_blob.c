@@ -151,6 +151,20 @@ static void restore_vmflags(const struct ckpt_plan *p,
 	}
 }
 
+/* A region myrestart mapped and filled: only its final state is left. */
+static void finish_placed(const struct ckpt_plan *p,
+			  const struct ckpt_region *r)
+{
+	long ret;
+
+	if (r->prot != (PROT_READ | PROT_WRITE)) {
+		ret = sys(__NR_mprotect, r->start, r->end - r->start, r->prot);
+		if (ret)
+			die(p, CKPT_MSG_PROTECT, r->start, ret);
+	}
+	restore_vmflags(p, r);
+}
+
 static void restore_region(const struct ckpt_plan *p,
 			   const struct ckpt_header *h,
 			   const struct ckpt_region *r, int32_t fd)
@@ -160,7 +174,6 @@ static void restore_region(const struct ckpt_plan *p,
 	uint64_t len = r->end - r->start, i;
 	long prot = r->prot, flags = MAP_FIXED, ret;
 	long fill_prot = r->nr_runs ? PROT_READ | PROT_WRITE : 0;
-	int mappable = ckpt_region_mappable(r);
 
 	flags |= (r->flags & CKPT_REGION_SHARED) ? MAP_SHARED : MAP_PRIVATE;
 	if (r->flags & CKPT_REGION_GROWSDOWN)
@@ -184,17 +197,6 @@ static void restore_region(const struct ckpt_plan *p,
 	for (i = 0; i < r->nr_runs; i++) {
 		const struct ckpt_run *run = &runs[r->first_run + i];
 
-		if (mappable && run->len >= p->map_min_len) {
-			/* The image's data is page-aligned: map it over the
-			 * anonymous region, copy-on-write. */
-			ret = do_mmap(run->start, run->len, prot | fill_prot,
-				      MAP_PRIVATE | MAP_FIXED, p->image_fd,
-				      run->data_offset);
-			if (ret != (long)run->start)
-				die(p, CKPT_MSG_MAP, run->start,
-				    ret < 0 ? ret : -17);
-			continue;
-		}
 		/* Fault the run's pages in at once (Linux 5.14), not one
 		 * page fault per 4 KiB during the copy; failure is harmless. */
 		sys(__NR_madvise, run->start, run->len, 23 /* POPULATE_WRITE */);
@@ -208,6 +210,24 @@ static void restore_region(const struct ckpt_plan *p,
 			die(p, CKPT_MSG_PROTECT, r->start, ret);
 	}
 	restore_vmflags(p, r);
+}
+
+/* Unmap all of myrestart: every gap between the ranges to keep. */
+static void unmap_gaps(const struct ckpt_plan *p)
+{
+	uint64_t from = 0;
+	long ret = 0;
+	int64_t k;
+
+	for (k = 0; k < p->nr_keep && ret == 0; k++) {
+		if (p->keep[k].start > from)
+			ret = sys(__NR_munmap, from, p->keep[k].start - from, 0);
+		from = p->keep[k].end;
+	}
+	if (ret == 0 && from < p->user_top)
+		ret = sys(__NR_munmap, from, p->user_top - from, 0);
+	if (ret)
+		die(p, CKPT_MSG_UNMAP, from, ret);
 }
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77 /* Linux 6.17: timer_create takes the id */
@@ -301,12 +321,9 @@ void ckpt_blob_main(struct ckpt_plan *p)
 			die(p, CKPT_MSG_PARK, m->cur, ret);
 	}
 
-	/* 2. Unmap all the rest of myrestart: below and above the kept range. */
-	ret = sys(__NR_munmap, 0, p->keep_start, 0);
-	if (ret == 0 && p->keep_end < p->user_top)
-		ret = sys(__NR_munmap, p->keep_end, p->user_top - p->keep_end, 0);
-	if (ret)
-		die(p, CKPT_MSG_UNMAP, p->keep_start, ret);
+	/* 2. Unmap all the rest of myrestart, around the kept range and the
+	 * memory myrestart already put in place. */
+	unmap_gaps(p);
 
 	/* 3. Our vDSO goes where the program's was: glibc caches pointers. */
 	for (i = 0; i < p->nr_special; i++) {
@@ -319,9 +336,11 @@ void ckpt_blob_main(struct ckpt_plan *p)
 			die(p, CKPT_MSG_VDSO, m->target, ret);
 	}
 
-	/* 4. The program's memory. */
+	/* 4. The rest of the program's memory. */
 	for (j = 0; j < h->nr_regions; j++)
-		if (regs[j].kind < CKPT_KIND_VDSO)
+		if (p->placed[j])
+			finish_placed(p, &regs[j]);
+		else if (regs[j].kind < CKPT_KIND_VDSO)
 			restore_region(p, h, &regs[j], p->region_fd[j]);
 
 	/* 5. Signal dispositions (SIGKILL and SIGSTOP cannot be set). */
@@ -421,15 +440,15 @@ void ckpt_blob_main(struct ckpt_plan *p)
 		if (itimers[i][2] || itimers[i][3])
 			sys(__NR_setitimer, i, itimers[i], 0);
 
-	/* 12. Into libckpt: it unmaps this blob, its plan and stack, notes
-	 * which file its memory may now be mapped from, and returns into the
-	 * signal handler. */
+	/* 12. Into libckpt: it unmaps this blob, its plan and stack, and
+	 * returns into the signal handler. Its memory is mapped from no file
+	 * of ours: image dev and ino 0 (no file has inode 0). */
 	__asm__ volatile("mov %0, %%rsp\n\t"
 			 "jmp *%3"
 			 :
 			 : "r"(resume_stack), "D"(p->keep_start),
 			   "S"(p->keep_end - p->keep_start), "r"(resume_entry),
-			   "d"(p->image_dev), "c"(p->image_ino)
+			   "d"(0L), "c"(0L)
 			 : "memory");
 	__builtin_unreachable();
 }

@@ -11,7 +11,6 @@ struct restore_opts {
 	enum pid_mode pid_mode; /* restore under the original pid? */
 	int keep_stdio;  /* fds 0-2: this process's, whatever they were */
 	int force_files; /* go on when an open file was replaced or cut */
-	int copy_memory; /* read memory into place, never map the image */
 	int any_owner;   /* restart an image of another user, or writable by others */
 	int verbose;
 };

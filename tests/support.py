@@ -465,8 +465,7 @@ def wait_restored(
     signal for the next generation) reaches myrestart or its restore blob,
     not the program. Seen from outside, the restore is over when no mapping
     of myrestart or of the image is left and the program's handler for the
-    checkpoint signal (sig) is installed again. (The restored program may
-    keep parts of the image mapped, never its start.) (myrestart does not block signals
+    checkpoint signal (sig) is installed again. (myrestart does not block signals
     while it restores: a signal in that window kills it or runs the
     program's handler half-restored - reported as a native bug.)
     """

@@ -2,11 +2,10 @@
 /*
  * bigmem [MiB [holes]] - a large image (default 512 MiB, every page touched with a
  * pattern), for the fault tests (a checkpoint that is killed while it
- * writes, or that runs out of disk) and for memory mapped from the image at
- * restart. Commands on stdin: "check" verifies the memory and answers "ok";
+ * writes, or that runs out of disk) and for memory restored before the
+ * point of no return. Commands on stdin: "check" verifies the memory and answers "ok";
  * "bump" verifies it, then rewrites every page for the next generation of
- * values (after a restart: a copy-on-write fault on each mapped page) and
- * answers "bumped N"; "go" verifies and ends. With "holes", every other
+ * values and answers "bumped N"; "go" verifies and ends. With "holes", every other
  * 64 KiB is left untouched (and must stay zero): the image then holds
  * many separate runs.
  */
