@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from support import NATIVE, TARGETS_DIR, ProcTracker
+
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,3 +66,16 @@ def procs():
 @pytest.fixture
 def built(native_build, targets_build) -> None:
     """Both the tools and the targets are built."""
+
+
+@pytest.fixture(scope="session")
+def digest(tmp_path_factory) -> Path:
+    """tests/slurm/digest.c built: a program that computes in steps and
+    prints a digest per step (the job of the scheduler tests)."""
+    exe = tmp_path_factory.mktemp("digest") / "digest"
+    subprocess.run(
+        ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(TESTS / "slurm" / "digest.c")],
+        check=True,
+        timeout=60,
+    )
+    return exe

@@ -38,17 +38,6 @@ STEPS = 60
 
 
 @pytest.fixture(scope="module")
-def digest(tmp_path_factory) -> Path:
-    exe = tmp_path_factory.mktemp("digest") / "digest"
-    subprocess.run(
-        ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(HERE / "slurm" / "digest.c")],
-        check=True,
-        timeout=60,
-    )
-    return exe
-
-
-@pytest.fixture(scope="module")
 def reference(digest) -> list[str]:
     """digest's output, uninterrupted, for STEPS steps."""
     return run_digest(digest, str(STEPS)).splitlines(keepends=True)

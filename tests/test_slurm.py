@@ -83,17 +83,6 @@ def slurm(tmp_path_factory, request):
         subprocess.run([str(HERE / "slurm" / "slurm-down.sh"), str(d)], timeout=60, check=False)
 
 
-@pytest.fixture(scope="module")
-def digest(tmp_path_factory) -> Path:
-    exe = tmp_path_factory.mktemp("digest") / "digest"
-    subprocess.run(
-        ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(HERE / "slurm" / "digest.c")],
-        check=True,
-        timeout=60,
-    )
-    return exe
-
-
 def slurm_cmd(env: dict[str, str], *argv: str) -> str:
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 0, f"{' '.join(argv)}: {r.returncode}\n{r.stderr}"
