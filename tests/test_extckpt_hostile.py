@@ -111,6 +111,13 @@ def test_attach_killed_at_any_instant(spin, tmp_path: Path) -> None:
             assert_released(p.pid)
         assert held >= 20, f"only {held} attaches were caught holding the process: {seen}"
         assert -signal.SIGKILL in seen and by_signal, seen
+        # The last killed attach may have left the target finishing that
+        # checkpoint on its own, with libckpt's hasher thread: wait until
+        # it is single-threaded again (attach refuses more threads).
+        deadline = time.monotonic() + TIMEOUT
+        while "Threads:\t1\n" not in Path(f"/proc/{p.pid}/status").read_text():
+            assert time.monotonic() < deadline, "the target's checkpoint never ended"
+            time.sleep(0.01)
         r = cli("attach", "--kill", "--no-verify", str(p.pid))
         assert r.returncode == 0, r.stderr
         assert p.wait(timeout=TIMEOUT) == -signal.SIGKILL
